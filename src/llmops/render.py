@@ -1,0 +1,176 @@
+"""Render charts with the pinned Helm 3 or Helm 4 and parse the manifests.
+
+Renders are memoised on (helm, chart content, values content, options), so a
+test suite that asks for the same render many times pays for it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops import paths, tools
+from llmops.errors import LlmopsError
+
+HELM_VERSIONS = ("helm3", "helm4")
+
+
+class RenderError(LlmopsError):
+    """helm template failed; the message carries helm's own error text."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One rendered object, with the template file it came from."""
+
+    obj: dict[str, Any]
+    source: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.obj.get("metadata", {}).get("name", ""))
+
+
+def chart_path(chart: str | Path) -> Path:
+    p = Path(chart)
+    return p if p.is_absolute() or p.exists() else paths.CHARTS_DIR / chart
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and not f.name.endswith(".tgz"):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _local_dependencies(chart: Path) -> list[Path]:
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text()) or {}
+    deps = []
+    for dep in meta.get("dependencies") or []:
+        repo = str(dep.get("repository", ""))
+        if repo.startswith("file://"):
+            deps.append((chart / repo.removeprefix("file://")).resolve())
+    return deps
+
+
+def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
+    """Run `helm dependency build` for local (file://) dependencies when their sources changed.
+
+    A stamp in charts/<chart>/charts/ records a digest of every local
+    dependency, so an unchanged tree costs one hash and no helm call.
+    """
+    chart = chart_path(chart)
+    deps = _local_dependencies(chart)
+    if not deps:
+        return
+    for dep in deps:
+        ensure_dependencies(dep, helm)
+    digest = hashlib.sha256("".join(_tree_digest(d) for d in deps).encode()).hexdigest()
+    stamp = chart / "charts" / ".deps-digest"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    proc = subprocess.run(
+        [str(tools.require(helm)), "dependency", "build", "--skip-refresh", str(chart)],
+        capture_output=True,
+        text=True,
+        env=tools.tool_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RenderError(f"helm dependency build {chart} failed:\n{proc.stderr.strip()}", proc.stderr)
+    stamp.write_text(digest)
+
+
+_CACHE: dict[str, list[Manifest]] = {}
+
+
+def render(
+    chart: str | Path,
+    values: Sequence[str | Path] = (),
+    *,
+    helm: str = "helm3",
+    release: str = "llmops",
+    namespace: str = "llmops",
+    set_values: dict[str, Any] | None = None,
+    extra_args: Iterable[str] = (),
+    kube_version: str | None = None,
+) -> list[Manifest]:
+    """`helm template` CHART with VALUES files (and ``set_values`` as one more values file)."""
+    chart = chart_path(chart)
+    ensure_dependencies(chart, helm)
+    files = [Path(v) for v in values]
+    tmp: Path | None = None
+    if set_values:
+        fd, name = tempfile.mkstemp(suffix=".yaml", prefix="llmops-set-")
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(set_values, fh)
+        tmp = Path(name)
+        files.append(tmp)
+    extra = list(extra_args)
+    if kube_version:
+        extra += ["--kube-version", kube_version]
+    key = hashlib.sha256(
+        "\0".join(
+            [helm, _tree_digest(chart), release, namespace, *extra]
+            + [f.read_text() for f in files]
+        ).encode()
+    ).hexdigest()
+    try:
+        if key not in _CACHE:
+            _CACHE[key] = _helm_template(helm, chart, files, release, namespace, extra)
+        return list(_CACHE[key])
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _helm_template(
+    helm: str, chart: Path, files: list[Path], release: str, namespace: str, extra: list[str]
+) -> list[Manifest]:
+    argv = [str(tools.require(helm)), "template", release, str(chart), "--namespace", namespace, *extra]
+    for f in files:
+        argv += ["--values", str(f)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=tools.tool_env(), check=False)
+    if proc.returncode != 0:
+        raise RenderError(proc.stderr.strip() or f"helm template exited {proc.returncode}", proc.stderr)
+    return parse_manifests(proc.stdout)
+
+
+def parse_manifests(text: str) -> list[Manifest]:
+    """Split `helm template` output into objects, keeping the `# Source:` of each."""
+    manifests: list[Manifest] = []
+    for doc in text.split("\n---"):
+        source = ""
+        for line in doc.splitlines():
+            if line.startswith("# Source: "):
+                source = line.removeprefix("# Source: ").strip()
+                break
+        obj = yaml.safe_load(doc)
+        if isinstance(obj, dict) and obj:
+            manifests.append(Manifest(obj, source))
+    return manifests
+
+
+def find(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """Objects of KIND (and NAME, if given)."""
+    return [m.obj for m in manifests if m.kind == kind and (name is None or m.name == name)]

@@ -1,0 +1,335 @@
+"""The pinned external toolchain: install, verify and locate every tool.
+
+Every version lives in pyproject.toml under ``[tool.llmops.tools.<name>]``;
+this module is the only code that reads those pins. Tools are built or
+installed into a versioned folder of the cache (``llmops.paths.cache_root``)
+and linked into ``<cache>/bin`` under their ``install_as`` name, so several
+versions can sit side by side and a re-run finds them in milliseconds.
+
+Installer kinds (the ``kind`` field):
+
+- ``go``: a generated wrapper module that requires ``module@version`` (plus
+  ``require``) and applies ``replace``; then ``go build`` of each entry of
+  ``packages`` (binary name -> Go package). Modules with local ``replace``
+  directives (Kubernetes, etcd, KEDA) build the same way.
+- ``python-entrypoint``: a console script of a distribution already in the
+  harness virtualenv (pinned in ``[project].dependencies``).
+- ``pip-venv``: a PyPI distribution whose pins clash with ours (checkov pins
+  ``packaging<24``), installed into a virtualenv of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops import paths
+from llmops.errors import ToolError
+
+Progress = Callable[[str], None]
+
+_VERSION_RE = re.compile(r"v?\d+\.\d+(?:\.\d+)?(?:[-+][\w.]+)?")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One ``[tool.llmops.tools.<name>]`` table."""
+
+    name: str
+    kind: str
+    version: str
+    install_as: str
+    verify: tuple[str, ...]
+    expect: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def home(self) -> Path:
+        """Versioned folder that holds this tool's files."""
+        return paths.cache_root() / "tools" / self.name / self.version
+
+    @property
+    def link(self) -> Path:
+        return paths.bin_dir() / self.install_as
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+@dataclass
+class ToolStatus:
+    name: str
+    pinned: str
+    found: str
+    path: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
+    with pyproject.open("rb") as fh:
+        data = tomllib.load(fh)
+    tables: dict[str, dict[str, Any]] = data.get("tool", {}).get("llmops", {}).get("tools", {})
+    specs: dict[str, ToolSpec] = {}
+    for name, raw in tables.items():
+        version = str(raw.get("version") or _python_pin(data, raw.get("distribution", name)))
+        specs[name] = ToolSpec(
+            name=name,
+            kind=raw["kind"],
+            version=version,
+            install_as=raw.get("install_as", raw.get("binary", name)),
+            verify=tuple(raw.get("verify", ["--version"])),
+            expect=str(raw.get("expect", "{version}")).format(version=version),
+            raw=raw,
+        )
+    return specs
+
+
+def _python_pin(data: dict[str, Any], distribution: str) -> str:
+    """Version of a distribution pinned with == in [project].dependencies."""
+    for req in data.get("project", {}).get("dependencies", []):
+        name, _, version = req.partition("==")
+        if name.strip().lower() == distribution.lower():
+            return version.strip()
+    raise ToolError(f"pyproject.toml: no '{distribution}==VERSION' pin in [project].dependencies")
+
+
+def go_env() -> dict[str, str]:
+    """Environment for every Go build: caches inside the tool cache, no CGO, no toolchain download."""
+    root = paths.cache_root()
+    env = dict(os.environ)
+    env.update(
+        GOMODCACHE=str(root / "go" / "mod"),
+        GOCACHE=str(root / "go" / "build"),
+        GOTOOLCHAIN="local",
+        CGO_ENABLED="0",
+        GOFLAGS=" ".join(filter(None, [os.environ.get("GOFLAGS", ""), "-mod=mod"])),
+    )
+    return env
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """Local folder of MODULE@VERSION in the Go module cache (downloads it if needed)."""
+    out = _run(["go", "mod", "download", "-json", f"{module}@{version}"], env=go_env(), cwd=paths.cache_root())
+    info = json.loads(out)
+    if info.get("Error"):
+        raise ToolError(f"go mod download {module}@{version}: {info['Error']}")
+    return Path(info["Dir"])
+
+
+def _run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, log: Path | None = None) -> str:
+    """Run a command; on failure raise ToolError with the tail of its output."""
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    output = proc.stdout + proc.stderr
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(output)
+    if proc.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        where = f" (full log: {log})" if log else ""
+        raise ToolError(f"`{' '.join(argv)}` failed with exit {proc.returncode}{where}:\n{tail}")
+    return proc.stdout
+
+
+def _require_go() -> None:
+    if shutil.which("go") is None:
+        raise ToolError("Go is not on PATH; install Go >= 1.26 (Debian's golang is too old) and retry")
+
+
+def _ldflags(spec: ToolSpec) -> list[str]:
+    flags = spec.get("ldflags")
+    return ["-ldflags", str(flags).format(version=spec.version)] if flags else []
+
+
+def _install_go(spec: ToolSpec, log: Path) -> Path:
+    """Build ``packages`` from a generated wrapper module that requires MODULE@VERSION.
+
+    Plain ``go install pkg@version`` asks the proxy for the module's version
+    list (a deprecation check) and the registry reachable here refuses that;
+    a wrapper module needs only the pinned version. The same wrapper carries
+    the ``replace`` lines that modules like Kubernetes or KEDA need.
+    """
+    _require_go()
+    src = spec.home / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    go_line = _run(["go", "env", "GOVERSION"]).strip().removeprefix("go")
+    requires = {spec.get("module"): spec.version, **spec.get("require", {})}
+    lines = [f"module llmops.local/{spec.name}-wrapper", "", f"go {go_line}", ""]
+    lines += [f"require {mod} {ver}" for mod, ver in requires.items()]
+    lines += [f"replace {mod} => {target}" for mod, target in spec.get("replace", {}).items()]
+    (src / "go.mod").write_text("\n".join(lines) + "\n")
+    # Blank imports keep `go mod tidy` from dropping the requirements.
+    imports = "\n".join(f'\t_ "{pkg}"' for pkg in spec.get("packages", {}).values())
+    (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+    env = go_env()
+    _run(["go", "mod", "tidy"], env=env, cwd=src, log=log.with_suffix(".tidy.log"))
+    out_bin = spec.home / "bin"
+    out_bin.mkdir(exist_ok=True)
+    for binary, pkg in spec.get("packages", {}).items():
+        _run(["go", "build", *_ldflags(spec), "-o", str(out_bin / binary), pkg], env=env, cwd=src, log=log)
+    for rel in spec.get("config_files", []):
+        dst = spec.home / "etc" / Path(rel).name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(go_module_dir(spec.get("module"), spec.version) / rel, dst)
+    return out_bin / spec.get("binary", spec.name)
+
+
+def _install_python_entrypoint(spec: ToolSpec, log: Path) -> Path:
+    binary = Path(sys.prefix) / "bin" / spec.get("binary", spec.name)
+    if not binary.exists():
+        raise ToolError(
+            f"{binary} is missing: {spec.get('distribution')} should come with the harness virtualenv; "
+            "run `make bootstrap` to rebuild it"
+        )
+    return binary
+
+
+def _install_pip_venv(spec: ToolSpec, log: Path) -> Path:
+    venv = spec.home / "venv"
+    if not (venv / "bin" / "python").exists():
+        _run([sys.executable, "-m", "venv", str(venv)], log=log)
+    requirement = spec.get("requirement") or f"{spec.get('distribution', spec.name)}=={spec.version}"
+    _run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", requirement], log=log)
+    return venv / "bin" / spec.get("binary", spec.name)
+
+
+INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
+    "go": _install_go,
+    "python-entrypoint": _install_python_entrypoint,
+    "pip-venv": _install_pip_venv,
+}
+
+
+def _stamp(spec: ToolSpec) -> Path:
+    return spec.home / ".installed"
+
+
+def _link(spec: ToolSpec, target: Path) -> None:
+    names = [spec.install_as, *spec.get("aliases", [])]
+    extra = spec.get("packages", {})
+    paths.bin_dir().mkdir(parents=True, exist_ok=True)
+    pairs = [(paths.bin_dir() / n, target) for n in names]
+    pairs += [(paths.bin_dir() / b, target.parent / b) for b in extra if b != target.name]
+    for link, dest in pairs:
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and Path(os.readlink(link)) == dest:
+                continue
+            link.unlink()
+        link.symlink_to(dest)
+    if spec.get("config_files"):
+        etc = paths.cache_root() / "etc" / spec.name
+        etc.parent.mkdir(parents=True, exist_ok=True)
+        if etc.is_symlink() or etc.exists():
+            etc.unlink()
+        etc.symlink_to(spec.home / "etc")
+
+
+def verify(spec: ToolSpec) -> ToolStatus:
+    """Run the installed tool and compare what it reports with the pin."""
+    link = spec.link
+    status = ToolStatus(spec.name, spec.version, "-", str(link), ok=False)
+    if not link.exists():
+        status.detail = f"not installed; run `llmops tools install {spec.name}` (or `make bootstrap`)"
+        return status
+    if spec.kind == "pip-venv":
+        # Importing checkov's CLI takes seconds; asking its interpreter for the
+        # installed distribution's version proves the venv works in ~0.1 s.
+        python = link.resolve().parent / "python"
+        dist = spec.get("distribution", spec.name)
+        argv = [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"]
+    else:
+        argv = [str(link), *spec.verify]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        status.detail = f"cannot run {link}: {exc}; reinstall with `llmops tools install --force {spec.name}`"
+        return status
+    output = proc.stdout + proc.stderr
+    match = re.search(re.escape(spec.expect), output)
+    found = _VERSION_RE.search(output)
+    status.found = match.group(0) if match else (found.group(0) if found else "?")
+    if proc.returncode != 0:
+        status.detail = f"`{' '.join(argv)}` exited {proc.returncode}: {output.strip()[-200:]}"
+    elif not match:
+        status.detail = (
+            f"reports {status.found!r}, pinned {spec.expect!r}; "
+            f"reinstall with `llmops tools install --force {spec.name}`"
+        )
+    else:
+        status.ok = True
+    return status
+
+
+def install(
+    names: Iterable[str] | None = None,
+    *,
+    force: bool = False,
+    progress: Progress = print,
+    specs: dict[str, ToolSpec] | None = None,
+) -> list[ToolStatus]:
+    """Install (if needed) and verify the named tools, or every pinned tool."""
+    specs = specs if specs is not None else load_specs()
+    selected = _select(specs, names)
+    logs = paths.cache_root() / "logs"
+    results: list[ToolStatus] = []
+    for index, spec in enumerate(selected, start=1):
+        prefix = f"[{index}/{len(selected)}] {spec.name} {spec.version}"
+        started = time.monotonic()
+        if force or not _stamp(spec).exists() or not spec.link.exists():
+            progress(f"{prefix}: installing ({spec.kind}) ...")
+            target = INSTALLERS[spec.kind](spec, logs / f"{spec.name}-{spec.version}.log")
+            if not target.exists():
+                raise ToolError(f"{spec.name}: installer finished but {target} does not exist")
+            _link(spec, target)
+            _stamp(spec).parent.mkdir(parents=True, exist_ok=True)
+            _stamp(spec).write_text(str(target))
+        status = verify(spec)
+        status.seconds = time.monotonic() - started
+        progress(f"{prefix}: {'ok' if status.ok else 'FAILED'} ({status.seconds:.1f}s) {status.detail}".rstrip())
+        results.append(status)
+    return results
+
+
+def check(names: Iterable[str] | None = None) -> list[ToolStatus]:
+    """Verify without installing; runs the tools in parallel."""
+    selected = _select(load_specs(), names)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(verify, selected))
+
+
+def _select(specs: dict[str, ToolSpec], names: Iterable[str] | None) -> list[ToolSpec]:
+    wanted = list(names or [])
+    unknown = [n for n in wanted if n not in specs]
+    if unknown:
+        raise ToolError(f"unknown tool(s) {', '.join(unknown)}; pinned tools: {', '.join(sorted(specs))}")
+    return [specs[n] for n in wanted] if wanted else list(specs.values())
+
+
+def require(name: str) -> Path:
+    """Path of an installed tool by its install name (e.g. ``helm3``), or a ToolError saying how to get it."""
+    path = paths.tool_path(name)
+    if not path.exists():
+        raise ToolError(f"{name} is not installed at {path}; run `make bootstrap` (or `llmops tools install`)")
+    return path
+
+
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Process environment with the pinned tools first on PATH and ct's config dir set."""
+    env = dict(os.environ)
+    env["PATH"] = f"{paths.bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("CT_CONFIG_DIR", str(paths.cache_root() / "etc" / "ct"))
+    if extra:
+        env.update(extra)
+    return env
