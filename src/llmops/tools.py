@@ -314,7 +314,10 @@ def _select(specs: dict[str, ToolSpec], names: Iterable[str] | None) -> list[Too
     unknown = [n for n in wanted if n not in specs]
     if unknown:
         raise ToolError(f"unknown tool(s) {', '.join(unknown)}; pinned tools: {', '.join(sorted(specs))}")
-    return [specs[n] for n in wanted] if wanted else list(specs.values())
+    if wanted:
+        return [specs[n] for n in wanted]
+    # `optional = true` tools (e.g. benchmark references) install only when named.
+    return [s for s in specs.values() if not s.get("optional", False)]
 
 
 def require(name: str) -> Path:
