@@ -1,0 +1,97 @@
+"""llmops.crds: pinned operator CRDs from Go modules and custom-resource validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llmops import crds
+
+
+def _scaled_object(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "scaleTargetRef": {"name": "llmops-chat"},
+        "triggers": [{"type": "prometheus", "metadata": {"serverAddress": "http://p:9090", "query": "q", "threshold": "5"}}],
+    }
+    base.update(spec)
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "chat"}, "spec": base}
+
+
+def test_every_pin_resolves_to_crd_files_of_its_group() -> None:
+    groups = set(crds.target_groups())
+    assert {"keda.sh", "monitoring.coreos.com", "cert-manager.io", "nvidia.com", "gateway.networking.k8s.io"} <= groups
+    names = {p.name for p in crds.crd_files()}
+    assert "keda.sh_scaledobjects.yaml" in names
+    assert "gateway.networking.k8s.io_httproutes.yaml" in names
+    assert all(d["kind"] == "CustomResourceDefinition" for d in crds.crd_documents())
+
+
+def test_valid_scaled_object_has_no_findings() -> None:
+    assert crds.validate_custom_resources([_scaled_object(minReplicaCount=1, maxReplicaCount=4)]) == []
+
+
+def test_unknown_spec_field_is_reported_with_its_path_and_allowed_fields() -> None:
+    (finding,) = crds.validate_custom_resources([_scaled_object(maxReplicas=4)])
+    assert finding.path == "spec"
+    assert "maxReplicas" in finding.message and "maxReplicaCount" in finding.message
+
+
+def test_wrong_type_is_reported_at_the_nested_path() -> None:
+    obj = _scaled_object(minReplicaCount="one")
+    (finding,) = crds.validate_custom_resources([obj])
+    assert finding.path == "spec.minReplicaCount"
+    assert "integer" in finding.message
+
+
+def test_unknown_kind_in_a_pinned_group_is_a_finding() -> None:
+    obj = {"apiVersion": "keda.sh/v1", "kind": "ScaledObject", "metadata": {"name": "x"}, "spec": {}}
+    (finding,) = crds.validate_custom_resources([obj])
+    assert "no pinned CRD serves" in finding.message and "v1alpha1/ScaledObject" in finding.message
+
+
+def test_objects_of_core_and_unpinned_groups_are_left_to_other_validators() -> None:
+    objs = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"bogus": 1}},
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}},
+    ]
+    assert crds.validate_custom_resources(objs) == []
+
+
+@pytest.mark.parametrize("port", [8000, "http"])
+def test_int_or_string_fields_accept_both(port: int | str) -> None:
+    obj = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "engines"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"targetPort": port}]},
+    }
+    assert crds.validate_custom_resources([obj]) == []
+
+
+def test_metadata_needs_a_dns_name() -> None:
+    obj = _scaled_object()
+    obj["metadata"] = {"name": "Bad_Name"}
+    (finding,) = crds.validate_custom_resources([obj])
+    assert finding.path == "metadata.name"
+
+
+def test_structural_conversion_keeps_preserve_unknown_fields_open_and_closes_the_rest() -> None:
+    schema = crds._to_jsonschema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "open": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        "port": {"x-kubernetes-int-or-string": True},
+                    },
+                }
+            },
+        }
+    )
+    spec = schema["properties"]["spec"]
+    assert spec["additionalProperties"] is False
+    assert "additionalProperties" not in spec["properties"]["open"]
+    assert spec["properties"]["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
