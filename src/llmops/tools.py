@@ -16,6 +16,8 @@ Installer kinds (the ``kind`` field):
   harness virtualenv (pinned in ``[project].dependencies``).
 - ``pip-venv``: a PyPI distribution whose pins clash with ours (checkov pins
   ``packaging<24``), installed into a virtualenv of its own.
+- ``apt``: a Debian package (``package``) at an exact version; ``binary`` is
+  the absolute path it installs (promtool comes with ``prometheus``).
 """
 
 from __future__ import annotations
@@ -205,10 +207,43 @@ def _install_pip_venv(spec: ToolSpec, log: Path) -> Path:
     return venv / "bin" / spec.get("binary", spec.name)
 
 
+_APT_UPDATED = False
+
+
+def _install_apt(spec: ToolSpec, log: Path) -> Path:
+    """``apt-get install -y PACKAGE=VERSION`` (after one ``apt-get update``), unless dpkg already has it.
+
+    Needs root (or sudo). Services the package ships are not started where
+    /usr/sbin/policy-rc.d forbids it (containers and CI machines do).
+    """
+    global _APT_UPDATED
+    package = spec.get("package", spec.name)
+    binary = Path(spec.get("binary", f"/usr/bin/{spec.name}"))
+    probe = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False
+    )
+    if probe.returncode == 0 and probe.stdout.strip() == spec.version and binary.exists():
+        return binary
+    if shutil.which("apt-get") is None:
+        raise ToolError(f"{spec.name}: apt-get not found; install Debian package {package}={spec.version} by hand")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _APT_UPDATED:
+        _run([*sudo, "apt-get", "update", "-qq"], env=env, log=log.with_suffix(".update.log"))
+        _APT_UPDATED = True
+    _run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}"],
+        env=env,
+        log=log,
+    )
+    return binary
+
+
 INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
     "go": _install_go,
     "python-entrypoint": _install_python_entrypoint,
     "pip-venv": _install_pip_venv,
+    "apt": _install_apt,
 }
 
 
