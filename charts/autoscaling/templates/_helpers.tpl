@@ -1,0 +1,88 @@
+{{/*
+Usage: {{ include "autoscaling.model" (dict "context" $ "name" $name) | fromYaml }}
+The settings of one model: `defaults` deep-merged with `models.<name>`.
+*/}}
+{{- define "autoscaling.model" -}}
+{{- $ctx := .context -}}
+{{- $override := get $ctx.Values.models .name | default dict -}}
+{{- toYaml (mergeOverwrite (deepCopy $ctx.Values.defaults) (deepCopy $override)) -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.selector" (dict "context" $ "name" $name) }}
+PromQL label matchers that select one model's engine series in this namespace.
+*/}}
+{{- define "autoscaling.selector" -}}
+{{- $p := .context.Values.prometheus -}}
+{{- printf "%s=%q,%s=%q" $p.namespaceLabel .context.Release.Namespace $p.modelLabel .name -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.queries" (dict "context" $ "name" $name "model" $m) | fromYaml }}
+The trigger queries of one model, keyed queue, kvCache, ttft. Queue and KV
+cache are summed over the model's pods (AverageValue divides by replicas);
+the TTFT quantile is multiplied by the pod count for the same reason, so the
+HPA's proportional rule (replicas x observed / target) holds for a latency.
+A quantile of an idle histogram is NaN: `>= 0` drops it and `or vector(0)`
+reads "no traffic" as 0 instead of an error.
+*/}}
+{{- define "autoscaling.queries" -}}
+{{- $sel := include "autoscaling.selector" . -}}
+{{- $ttft := .model.triggers.ttft -}}
+queue: {{ printf "sum(vllm:num_requests_waiting{%s})" $sel | quote }}
+kvCache: {{ printf "sum(vllm:kv_cache_usage_perc{%s})" $sel | quote }}
+ttft: {{ printf "(histogram_quantile(%v, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{%s}[%s]))) * scalar(count(vllm:num_requests_running{%s})) >= 0) or vector(0)" $ttft.quantile $sel $ttft.window $sel | quote }}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.behavior" $m.behavior | nindent 8 }}
+HPA behavior (autoscaling/v2) from a behavior block.
+*/}}
+{{- define "autoscaling.behavior" -}}
+{{- toYaml . -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.validateValues" . }}
+Every cross-field problem of this chart, one "values.path: problem" per line.
+*/}}
+{{- define "autoscaling.validateValues" -}}
+{{- $ := . -}}
+{{- include "common.validate.oneOf" (dict "path" "autoscaling.engine" "value" .Values.engine "allowed" (list "keda" "hpa")) -}}
+{{- include "common.validate.oneOf" (dict "path" "autoscaling.prometheus.auth.mode" "value" .Values.prometheus.auth.mode "allowed" (list "none" "bearer" "basic" "tls")) -}}
+{{- if and (ne .Values.prometheus.auth.mode "none") (not .Values.prometheus.auth.secretName) }}
+autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.prometheus.auth.mode }} (name an existing Secret with the credentials)
+{{- end }}
+{{- range $name, $_ := .Values.models }}
+{{- $path := printf "autoscaling.models.%s" $name -}}
+{{- include "common.validate.dnsLabel" (dict "path" $path "value" $name) -}}
+{{- $m := include "autoscaling.model" (dict "context" $ "name" $name) | fromYaml -}}
+{{- $min := int $m.minReplicas -}}
+{{- $max := int $m.maxReplicas -}}
+{{- if lt $max 1 }}
+{{ $path }}.maxReplicas: {{ $max }} must be at least 1
+{{- end }}
+{{- if gt $min $max }}
+{{ $path }}.minReplicas: {{ $min }} is larger than maxReplicas {{ $max }}
+{{- end }}
+{{- $t := $m.triggers -}}
+{{- if not (or $t.queue.enabled $t.kvCache.enabled $t.ttft.enabled) }}
+{{ $path }}.triggers: no trigger is enabled (enable queue, kvCache or ttft)
+{{- end }}
+{{- if and $m.fallback.enabled (gt (int $m.fallback.replicas) $max) }}
+{{ $path }}.fallback.replicas: {{ $m.fallback.replicas }} is larger than maxReplicas {{ $max }}
+{{- end }}
+{{- if eq $min 0 }}
+{{- if eq $.Values.engine "hpa" }}
+{{ $path }}.minReplicas: 0 needs engine keda (a plain HPA cannot scale to zero)
+{{- else if not $m.scaleToZero.activationQuery }}
+{{ $path }}.minReplicas: 0 (scale to zero) needs scaleToZero.activationQuery: vLLM metrics vanish with the last engine pod, so no vLLM trigger can ever wake the model; use a series that exists at zero pods (e.g. ingress request rate) or set minReplicas >= 1
+{{- else if contains "vllm:" $m.scaleToZero.activationQuery }}
+{{ $path }}.scaleToZero.activationQuery: reads vLLM metrics, which do not exist while zero engine pods run; scale from zero would never trigger (use a series outside the engines, e.g. ingress request rate)
+{{- end }}
+{{- end }}
+{{- if and (eq $.Values.engine "hpa") $t.ttft.enabled }}
+{{ $path }}.triggers.ttft: TTFT p95 scaling needs engine keda (prometheus-adapter exposes per-pod metrics, not histogram quantiles)
+{{- end }}
+{{- end }}
+{{- end -}}
