@@ -34,8 +34,8 @@ Renders [registry/]repository(@digest|:tag).
 {{- end -}}
 
 {{/*
-Usage: {{ include "common.images.pullSecrets" (dict "pullSecrets" .Values.image.pullSecrets "global" .Values.global) }}
-An imagePullSecrets list (global first, no duplicates), or nothing when empty.
+Usage: {{- with include "common.images.pullSecrets" (dict "pullSecrets" .Values.image.pullSecrets "global" .Values.global) }}{{ . | nindent 6 }}{{ end }}
+An imagePullSecrets block (global first, no duplicates), or "" when empty.
 Entries may be names or {name: ...} maps.
 */}}
 {{- define "common.images.pullSecrets" -}}
@@ -45,7 +45,7 @@ Entries may be names or {name: ...} maps.
 {{- $n := kindIs "map" . | ternary (get (kindIs "map" . | ternary . dict) "name") . -}}
 {{- if and $n (not (has $n $names)) -}}{{- $names = append $names $n -}}{{- end -}}
 {{- end -}}
-{{- if $names }}
+{{- if $names -}}
 imagePullSecrets:
 {{- range $names }}
   - name: {{ . | quote }}
