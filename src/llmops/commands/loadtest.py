@@ -1,0 +1,89 @@
+"""`llmops loadtest`: Locust against an OpenAI-compatible endpoint or a release, with SLO gates and reports."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmops.loadtest import harness, shapes
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "loadtest",
+        help="load-test an endpoint (--url) or a release (--release -n) with a profile; SLO gates; reports",
+        description=(
+            "Runs Locust headless with loadtests/locustfile.py. Exit 0 when every SLO holds, 1 on a breach "
+            "(each breach is named with its margin), 2 on a usage or tool error. Reports (Locust HTML, "
+            "summary.json, summary.md, PNG plots) go to --report-dir."
+        ),
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:18000")
+    target.add_argument("--release", help="Helm release whose engine Services to load (local: registered simulators)")
+    parser.add_argument("-n", "--namespace", default="llmops", help="namespace of --release (default: llmops)")
+    parser.add_argument("--model", action="append", default=[], help="model name(s) at --url (default: GET /v1/models)")
+    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""), help="bearer token (default: $OPENAI_API_KEY)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    parser.add_argument("--profile", default="default", help="profile file or name in loadtests/profiles/ (default: default)")
+    parser.add_argument("--slo", default="default", help="SLO file, name in loadtests/slo/, or `none` (default: default)")
+    parser.add_argument("--report-dir", type=Path, help="where reports go (default: reports/loadtest-<timestamp>)")
+    shape = parser.add_argument_group("load shape (overrides the profile's `load:` block)")
+    shape.add_argument("--shape", choices=shapes.SHAPES, help="concurrency | constant | poisson | step | spike | sweep")
+    shape.add_argument("--duration", help="Go-style duration, e.g. 30s, 2m")
+    shape.add_argument("--users", type=float, help="clients for `concurrency` (closed loop)")
+    shape.add_argument("--rate", type=float, help="req/s for `constant` / `poisson` (open loop)")
+    shape.add_argument("--max-concurrency", type=int, help="cap on requests in flight for open-loop shapes")
+    shape.add_argument("--step-duration", help="length of each sweep step")
+    shape.add_argument("--steps", type=int, help="sweep steps up to the measured max rate")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the workload (default 1)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _targets(args: argparse.Namespace) -> Iterator[dict[str, list[str]]]:
+    from llmops.loadtest import targets
+
+    if args.url:
+        yield targets.from_url(args.url, args.model, args.api_key)
+    else:
+        with targets.from_release(args.release, args.namespace) as resolved:
+            yield resolved
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {
+        "shape": args.shape,
+        "duration": args.duration,
+        "users": args.users,
+        "rate": args.rate,
+        "max_concurrency": args.max_concurrency,
+        "step_duration": args.step_duration,
+        "steps": args.steps,
+    }
+    with _targets(args) as resolved:
+        outcome = harness.execute(
+            targets=resolved,
+            profile=args.profile,
+            slo_ref=args.slo,
+            load_overrides=overrides,
+            report_dir=args.report_dir,
+            api_key=args.api_key,
+            insecure=args.insecure,
+            seed=args.seed,
+            plots=not args.no_plots,
+            context={"target": args.url or f"release {args.release} -n {args.namespace}"},
+        )
+    for line in outcome.lines:
+        print(line)
+    print(f"report: {outcome.report_dir / 'summary.md'}")
+    if not outcome.ok:
+        for breach in outcome.breaches():
+            print(f"SLO breached: {breach}")
+        return 1
+    return 0

@@ -1,0 +1,400 @@
+"""Local inference endpoints: llm-d-inference-sim processes on loopback, one per model replica.
+
+On the local provider (kwok) pods never run a process and Services do not
+route, so the harness gives each engine replica a real process on the host:
+the pinned llm-d-inference-sim, with the configured TTFT, inter-token latency
+and ``max-num-seqs``, on a port of 18000-18099 (this module's range).
+
+- :class:`Simulator` is one process: start, wait for ``/health``, stop (SIGTERM,
+  then SIGKILL). Simulators die with the harness process (``PR_SET_PDEATHSIG``).
+- :class:`EndpointManager` owns a set of them, keyed by *group* (e.g.
+  ``<namespace>/<deployment>``) and replica index; :meth:`EndpointManager.reconcile`
+  keeps exactly N running for a group, which is what an autoscaling test needs to
+  give every Ready pod its own simulator. It is a context manager that stops
+  everything it started.
+- The registry (``endpoints.json``, see :func:`registry_path`) maps
+  release/namespace/model to the URLs of the simulators serving them; ``llmops
+  loadtest --release NAME -n NS`` reads it on the local provider. Each manager
+  writes only its own entries, under a file lock; entries of dead processes are
+  dropped when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from llmops import paths, tools
+from llmops.errors import LlmopsError
+
+PORT_RANGE = range(18000, 18100)
+SIMULATOR = "llm-d-inference-sim"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def registry_path() -> Path:
+    """``$LLMOPS_ENDPOINTS_REGISTRY``, else ``endpoints.json`` in the local cluster's state dir.
+
+    (``llmops.cluster.cluster_dir()``; ``<cache>/state`` when the cluster module is absent.)
+    """
+    explicit = os.environ.get("LLMOPS_ENDPOINTS_REGISTRY")
+    if explicit:
+        return Path(explicit)
+    try:
+        from llmops import cluster
+
+        return Path(cluster.cluster_dir()) / "endpoints.json"
+    except (ImportError, AttributeError):
+        return paths.cache_root() / "state" / "endpoints.json"
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """How one model's simulator behaves. Latencies in milliseconds."""
+
+    model: str
+    ttft_ms: float = 100.0
+    itl_ms: float = 10.0
+    max_num_seqs: int = 16
+    served_model_names: tuple[str, ...] = ()
+    mode: str = "random"
+    extra_args: tuple[str, ...] = ()
+
+    def argv(self, port: int) -> list[str]:
+        argv = [
+            "--model", self.model,
+            "--port", str(port),
+            "--time-to-first-token", f"{self.ttft_ms:g}ms",
+            "--inter-token-latency", f"{self.itl_ms:g}ms",
+            "--max-num-seqs", str(self.max_num_seqs),
+            "--mode", self.mode,
+            # Offline: without it the simulator asks huggingface.co whether the model exists.
+            "--force-dummy-tokenizer",
+        ]  # fmt: skip
+        if self.served_model_names:
+            argv += ["--served-model-name", *self.served_model_names]
+        return argv + list(self.extra_args)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Simulator:
+    """One llm-d-inference-sim process on 127.0.0.1:``port``."""
+
+    config: SimulatorConfig
+    port: int
+    log_path: Path
+    group: str = ""
+    index: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, binary: Path) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        try:
+            self.process = subprocess.Popen(
+                [str(binary), *self.config.argv(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads hold locks across fork here
+            )
+        finally:
+            log.close()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Poll ``/health`` until it answers 200; fail fast if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive():
+                code = self.process.returncode if self.process else None
+                raise LlmopsError(
+                    f"simulator for {self.config.model} on port {self.port} exited (code {code}) before /health "
+                    f"answered; its log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:  # noqa: S310 - loopback
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise LlmopsError(
+                    f"simulator for {self.config.model} on {self.url}: /health did not answer 200 within "
+                    f"{timeout:.0f}s (waiting for readiness); log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _locked_registry(path: Path) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the registry under an exclusive lock; drops entries of dead processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+        except json.JSONDecodeError:
+            data = {}
+        data["endpoints"] = [e for e in data.get("endpoints", []) if _pid_alive(e.get("pid"))]
+        yield data
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+def read_registry(path: Path | None = None) -> list[dict[str, Any]]:
+    """Live registry entries: ``{"url", "pid", "model", "group", "index", "release", "namespace", ...}``."""
+    path = path or registry_path()
+    if not path.exists():
+        return []
+    with _locked_registry(path) as data:
+        return list(data["endpoints"])
+
+
+def lookup(release: str, namespace: str, path: Path | None = None) -> dict[str, list[str]]:
+    """model -> URLs of the live local endpoints registered for RELEASE in NAMESPACE."""
+    targets: dict[str, list[str]] = {}
+    for entry in read_registry(path):
+        if entry.get("release") == release and entry.get("namespace") == namespace:
+            for name in entry.get("served_model_names") or [entry["model"]]:
+                targets.setdefault(name, []).append(entry["url"])
+    return targets
+
+
+class EndpointManager:
+    """Starts, tracks and stops simulators; ``with EndpointManager() as m:`` stops them all on exit."""
+
+    def __init__(
+        self,
+        *,
+        log_dir: Path | None = None,
+        registry: Path | None = None,
+        ports: Sequence[int] = PORT_RANGE,
+        binary: Path | None = None,
+    ) -> None:
+        self.log_dir = log_dir or paths.cache_root() / "state" / "endpoint-logs"
+        self.registry = registry or registry_path()
+        self.ports = list(ports)
+        self._binary = binary
+        self._sims: dict[tuple[str, int], Simulator] = {}
+
+    @property
+    def binary(self) -> Path:
+        if self._binary is None:
+            self._binary = tools.require(SIMULATOR)
+        return self._binary
+
+    def __enter__(self) -> EndpointManager:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop_all()
+
+    # -- queries -----------------------------------------------------------
+    def simulators(self, group: str | None = None) -> list[Simulator]:
+        return [s for (g, _), s in sorted(self._sims.items()) if group is None or g == group]
+
+    def urls(self, group: str) -> list[str]:
+        return [s.url for s in self.simulators(group) if s.alive()]
+
+    def targets(self) -> dict[str, list[str]]:
+        """model (each served name) -> URLs of the live simulators this manager runs."""
+        out: dict[str, list[str]] = {}
+        for sim in self.simulators():
+            if sim.alive():
+                for name in sim.config.served_model_names or (sim.config.model,):
+                    out.setdefault(name, []).append(sim.url)
+        return out
+
+    # -- lifecycle ---------------------------------------------------------
+    def _free_port(self, exclude: set[int]) -> int:
+        taken = {s.port for s in self._sims.values()} | exclude
+        taken |= {int(e["url"].rsplit(":", 1)[1]) for e in read_registry(self.registry) if "url" in e}
+        for port in self.ports:
+            if port not in taken and port_is_free(port):
+                return port
+        raise LlmopsError(
+            f"no free port left in {self.ports[0]}-{self.ports[-1]} for another simulator; "
+            "stop stale ones (see `llmops endpoints status`)"
+        )
+
+    def start(
+        self,
+        config: SimulatorConfig,
+        *,
+        group: str | None = None,
+        index: int | None = None,
+        labels: dict[str, str] | None = None,
+        wait: bool = True,
+        timeout: float = READY_TIMEOUT_S,
+    ) -> Simulator:
+        """Start one simulator (and by default wait for /health); retries another port if the bind races."""
+        group = group or config.model
+        if index is None:
+            used = {i for (g, i) in self._sims if g == group}
+            index = next(i for i in range(len(used) + 1) if i not in used)
+        if (group, index) in self._sims and self._sims[(group, index)].alive():
+            raise LlmopsError(f"simulator {group}[{index}] is already running")
+        tried: set[int] = set()
+        last_error: LlmopsError | None = None
+        for _ in range(3):
+            port = self._free_port(tried)
+            tried.add(port)
+            safe = group.replace("/", "_")
+            sim = Simulator(config, port, self.log_dir / f"{safe}-{index}-{port}.log", group, index, dict(labels or {}))
+            sim.start(self.binary)
+            self._sims[(group, index)] = sim
+            if not wait:
+                self._register(sim)
+                return sim
+            try:
+                sim.wait_ready(timeout)
+            except LlmopsError as exc:
+                sim.stop()
+                last_error = exc
+                if "address already in use" in sim.log_tail().lower():
+                    continue
+                del self._sims[(group, index)]
+                raise
+            self._register(sim)
+            return sim
+        del self._sims[(group, index)]
+        raise last_error or LlmopsError("could not start the simulator")
+
+    def stop(self, sim: Simulator) -> None:
+        sim.stop()
+        self._sims.pop((sim.group, sim.index), None)
+        self._unregister([sim])
+
+    def stop_all(self) -> None:
+        sims = list(self._sims.values())
+        for sim in sims:
+            if sim.alive() and sim.process is not None:
+                sim.process.send_signal(signal.SIGTERM)  # signal all first: they stop in parallel
+        for sim in sims:
+            sim.stop()
+        self._sims.clear()
+        self._unregister(sims)
+
+    def reconcile(
+        self,
+        group: str,
+        config: SimulatorConfig,
+        replicas: int,
+        *,
+        labels: dict[str, str] | None = None,
+        timeout: float = READY_TIMEOUT_S,
+    ) -> list[Simulator]:
+        """Keep exactly ``replicas`` live simulators for ``group``: restart dead ones, add or remove (highest index first)."""
+        if replicas < 0:
+            raise LlmopsError(f"replicas must be >= 0, got {replicas}")
+        current = self.simulators(group)
+        for sim in current:
+            if not sim.alive() or sim.index >= replicas:
+                self.stop(sim)
+        started = [
+            self.start(config, group=group, index=i, labels=labels, wait=False)
+            for i in range(replicas)
+            if (group, i) not in self._sims
+        ]
+        for sim in started:  # they boot in parallel
+            try:
+                sim.wait_ready(timeout)
+            except LlmopsError:
+                self.stop(sim)
+                raise
+        return self.simulators(group)
+
+    # -- registry ----------------------------------------------------------
+    def _register(self, sim: Simulator) -> None:
+        entry = {
+            "url": sim.url,
+            "pid": sim.pid,
+            "owner_pid": os.getpid(),
+            "model": sim.config.model,
+            "served_model_names": list(sim.config.served_model_names) or [sim.config.model],
+            "group": sim.group,
+            "index": sim.index,
+            "log": str(sim.log_path),
+            "config": asdict(sim.config),
+            **sim.labels,
+        }
+        with _locked_registry(self.registry) as data:
+            data["endpoints"] = [e for e in data["endpoints"] if e.get("url") != sim.url] + [entry]
+
+    def _unregister(self, sims: Sequence[Simulator]) -> None:
+        if not sims or not self.registry.exists():
+            return
+        urls = {s.url for s in sims}
+        with _locked_registry(self.registry) as data:
+            data["endpoints"] = [e for e in data["endpoints"] if e.get("url") not in urls]
