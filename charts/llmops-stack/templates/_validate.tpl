@@ -1,0 +1,28 @@
+{{/*
+Usage: {{ include "llmops-stack.validateValues" . }}
+Rules that span subcharts. Every subchart that keeps per-model settings
+keys them by model name under `<alias>.models` (a map); each key must name
+an entry of vllm.models, or the settings would silently apply to nothing.
+*/}}
+{{- define "llmops-stack.validateValues" -}}
+{{- $p := "" -}}
+{{- $models := list -}}
+{{- if .Values.vllm.enabled -}}
+{{- $models = .Values.vllm.models | default list -}}
+{{- end -}}
+{{- range $alias, $block := .Values -}}
+{{- if and (kindIs "map" $block) (ne $alias "vllm") (ne $alias "global") -}}
+{{- if and (ne (toString $block.enabled) "false") (kindIs "map" $block.models) -}}
+{{- $p = print $p (include "common.validate.modelKeys" (dict "path" (printf "%s.models" $alias) "map" $block.models "models" $models)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- include "common.validate.oneOf" (dict "path" "global.environment" "value" .Values.global.environment "allowed" (list "local" "staging" "production")) | print $p | include "llmops-stack.failIfAny" -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "llmops-stack.failIfAny" $messages }}
+*/}}
+{{- define "llmops-stack.failIfAny" -}}
+{{- include "common.validate.fail" (dict "chart" "llmops-stack" "messages" .) -}}
+{{- end -}}
