@@ -71,6 +71,16 @@ with its values path and rendering fails once, listing all of them.
 {{- if and (eq $v.rollout.type "RollingUpdate") (not (kindIs "invalid" $v.rollout.maxSurge)) (not (kindIs "invalid" $v.rollout.maxUnavailable)) (eq (toString $v.rollout.maxSurge) "0") (eq (toString $v.rollout.maxUnavailable) "0") }}
 {{- $p = print $p "\nvllm.rollout: maxSurge and maxUnavailable cannot both be 0; a rollout could never progress" -}}
 {{- end }}
+{{- if eq $v.global.environment "production" }}
+{{- $engineImage := (eq $v.engine "vllm") | ternary $v.image $v.simulator.image -}}
+{{- $imgs := dict (ternary "vllm.image" "vllm.simulator.image" (eq $v.engine "vllm")) $engineImage -}}
+{{- if $v.tests.enabled }}{{- $_ := set $imgs "vllm.tests.image" $v.tests.image -}}{{- end }}
+{{- range $path, $img := $imgs }}
+{{- if not $img.digest }}
+{{- $p = print $p (printf "\n%s.digest: production pins images by digest (sha256:...), so a re-pushed tag cannot change what runs" $path) -}}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and $v.apiKey.enabled (not $v.apiKey.secretName) }}
 {{- $p = print $p "\nvllm.apiKey.secretName: required when apiKey.enabled is true (the key is only read from an existing Secret)" -}}
 {{- end }}
