@@ -41,5 +41,8 @@ test-e2e: bootstrap ## load tests and autoscaling
 test-engine: bootstrap ## the real vLLM engine on the CPU
 	@$(PYTEST) -m engine tests
 
+docs: bootstrap ## regenerate charts/*/README.md from the `# --` comments in values.yaml (helm-docs)
+	@$(LLMOPS) docs
+
 clean-cache: ## remove the tool cache (next bootstrap is cold)
 	rm -rf "$(LLMOPS_CACHE)"
