@@ -49,7 +49,14 @@ def _load_config() -> dict[str, Any]:
 
 CONFIG = _load_config()
 PROFILE = profiles.parse(CONFIG["profile"], "profile")
-SHAPE = shapes.Shape.from_dict(CONFIG["shape"])
+SHAPE = shapes.Shape.from_dict(CONFIG["shape"]) if "shape" in CONFIG else shapes.build(CONFIG.get("load") or PROFILE.load)
+# Distributed (the loadtest chart): every worker runs this file, so each offers 1/N of an open-loop rate.
+_DIVISOR = float(os.environ.get("LLMOPS_RATE_DIVISOR") or CONFIG.get("rate_divisor") or 1)
+if SHAPE.open_loop and _DIVISOR > 1:
+    SHAPE = shapes.Shape(
+        SHAPE.kind, True, tuple(shapes.Stage(s.until, s.value / _DIVISOR) for s in SHAPE.stages),
+        poisson=SHAPE.poisson, max_concurrency=SHAPE.max_concurrency, sweep=SHAPE.sweep,
+    )  # fmt: skip
 
 
 def _discover_targets() -> dict[str, list[str]]:
@@ -65,6 +72,9 @@ def _discover_targets() -> dict[str, list[str]]:
 
 def _headers() -> dict[str, str]:
     key = CONFIG.get("api_key") or os.environ.get("OPENAI_API_KEY", "")
+    key_file = os.environ.get("OPENAI_API_KEY_FILE")  # the chart mounts the Secret as a file
+    if not key and key_file and Path(key_file).is_file():
+        key = Path(key_file).read_text().strip()
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 

@@ -65,7 +65,12 @@ def registry_path() -> Path:
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """How one model's simulator behaves. Latencies in milliseconds."""
+    """How one model's simulator behaves. Latencies in milliseconds.
+
+    ``engine_args``, when given, are the container args exactly as the vllm chart
+    renders them for ``engine: simulator`` (see :meth:`from_engine_args`); only
+    ``--port`` is replaced. Otherwise the argv is built from the fields.
+    """
 
     model: str
     ttft_ms: float = 100.0
@@ -74,8 +79,49 @@ class SimulatorConfig:
     served_model_names: tuple[str, ...] = ()
     mode: str = "random"
     extra_args: tuple[str, ...] = ()
+    engine_args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_engine_args(cls, args: Sequence[str]) -> SimulatorConfig:
+        """Config from a rendered engine container's args (``--model X --served-model-name Y ...``)."""
+        args = tuple(str(a) for a in args)
+        values: dict[str, list[str]] = {}
+        flag = ""
+        for arg in args:
+            if arg.startswith("--"):
+                flag, eq, value = arg[2:].partition("=")
+                values.setdefault(flag, [])
+                if eq:
+                    values[flag].append(value)
+                    flag = ""
+            elif flag:
+                values[flag].append(arg)
+        model = (values.get("model") or [""])[0]
+        if not model:
+            raise LlmopsError(f"engine args have no --model: {' '.join(args)}")
+        served = tuple(values.get("served-model-name") or ())
+        return cls(model=model, served_model_names=served, engine_args=args)
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """The model names clients put in requests."""
+        return self.served_model_names or (self.model,)
 
     def argv(self, port: int) -> list[str]:
+        if self.engine_args:
+            out: list[str] = []
+            skip = False
+            for arg in self.engine_args:
+                if skip:
+                    skip = False
+                    continue
+                if arg == "--port":
+                    skip = True
+                    continue
+                if arg.startswith("--port="):
+                    continue
+                out.append(arg)
+            return [*out, "--port", str(port)]
         argv = [
             "--model", self.model,
             "--port", str(port),
@@ -221,14 +267,15 @@ def read_registry(path: Path | None = None) -> list[dict[str, Any]]:
         return list(data["endpoints"])
 
 
-def lookup(release: str, namespace: str, path: Path | None = None) -> dict[str, list[str]]:
-    """model -> URLs of the live local endpoints registered for RELEASE in NAMESPACE."""
-    targets: dict[str, list[str]] = {}
+def lookup(release: str, namespace: str, path: Path | None = None) -> dict[str, dict[str, list[str]]]:
+    """For RELEASE in NAMESPACE: model (the ``llmops.io/model`` label value) -> served name -> URLs."""
+    out: dict[str, dict[str, list[str]]] = {}
     for entry in read_registry(path):
         if entry.get("release") == release and entry.get("namespace") == namespace:
+            key = entry.get("model_name") or entry["model"]
             for name in entry.get("served_model_names") or [entry["model"]]:
-                targets.setdefault(name, []).append(entry["url"])
-    return targets
+                out.setdefault(key, {}).setdefault(name, []).append(entry["url"])
+    return out
 
 
 class EndpointManager:
@@ -272,7 +319,7 @@ class EndpointManager:
         out: dict[str, list[str]] = {}
         for sim in self.simulators():
             if sim.alive():
-                for name in sim.config.served_model_names or (sim.config.model,):
+                for name in sim.config.served:
                     out.setdefault(name, []).append(sim.url)
         return out
 
@@ -382,7 +429,7 @@ class EndpointManager:
             "pid": sim.pid,
             "owner_pid": os.getpid(),
             "model": sim.config.model,
-            "served_model_names": list(sim.config.served_model_names) or [sim.config.model],
+            "served_model_names": list(sim.config.served),
             "group": sim.group,
             "index": sim.index,
             "log": str(sim.log_path),
@@ -398,3 +445,60 @@ class EndpointManager:
         urls = {s.url for s in sims}
         with _locked_registry(self.registry) as data:
             data["endpoints"] = [e for e in data["endpoints"] if e.get("url") not in urls]
+
+
+@dataclass(frozen=True)
+class EngineDeployment:
+    """An engine Deployment of a rendered release, as the host simulators mirror it."""
+
+    name: str
+    namespace: str
+    model: str  # the llmops.io/model label
+    replicas: int
+    config: SimulatorConfig
+
+    @property
+    def group(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def engine_deployments(manifests: Sequence[Any], namespace: str) -> list[EngineDeployment]:
+    """Engine Deployments (label ``app.kubernetes.io/component=engine``) from rendered manifests.
+
+    Each one's ``http`` container args become the simulator argv verbatim (port
+    replaced), so the host process behaves as the pod would. A Deployment whose
+    engine is not llm-d-inference-sim (the real vLLM) cannot be mirrored and is
+    an error naming it.
+    """
+    out: list[EngineDeployment] = []
+    for manifest in manifests:
+        obj = getattr(manifest, "obj", manifest)
+        if not isinstance(obj, dict) or obj.get("kind") != "Deployment":
+            continue
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if labels.get("app.kubernetes.io/component") != "engine":
+            continue
+        containers = obj["spec"]["template"]["spec"].get("containers") or []
+        engine = next(
+            (c for c in containers if any(p.get("name") == "http" for p in c.get("ports") or [])),
+            containers[0] if containers else None,
+        )
+        if engine is None:
+            continue
+        if SIMULATOR not in str(engine.get("image", "")):
+            raise LlmopsError(
+                f"Deployment {meta.get('name')} runs {engine.get('image')}, not {SIMULATOR}: the local "
+                "endpoints can only mirror `vllm.engine: simulator` (use values/local.yaml)"
+            )
+        replicas = obj["spec"].get("replicas", 1)
+        out.append(
+            EngineDeployment(
+                name=str(meta["name"]),
+                namespace=str(meta.get("namespace") or namespace),
+                model=str(labels.get("llmops.io/model", meta["name"])),
+                replicas=int(1 if replicas is None else replicas),
+                config=SimulatorConfig.from_engine_args(engine.get("args") or []),
+            )
+        )
+    return out

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llmops.errors import LlmopsError
 
 APIS = ("chat", "completions")
@@ -203,6 +201,8 @@ def parse(data: Any, source: str = "<profile>") -> Profile:
 
 
 def load(path: str | Path) -> Profile:
+    import yaml  # lazily: the in-cluster locustfile gets profiles as JSON and has no PyYAML
+
     p = Path(path)
     if not p.is_file():
         raise LlmopsError(f"profile {p} does not exist; see loadtests/profiles/ for examples")

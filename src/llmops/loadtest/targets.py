@@ -110,13 +110,15 @@ def from_release(release: str, namespace: str) -> Iterator[dict[str, list[str]]]
     try:
         for svc in services:
             if svc["model"] in local:
-                targets[svc["model"]] = local[svc["model"]]
+                for served, urls in local[svc["model"]].items():
+                    targets.setdefault(served, []).extend(urls)
                 continue
             if svc["port"] is None:
                 raise LlmopsError(f"Service {namespace}/{svc['name']} has no port named http")
             url, proc = _port_forward(namespace, svc["name"], svc["port"])
             forwards.append(proc)
-            targets[svc["model"]] = [url]
+            for served in models_at(url):
+                targets.setdefault(served, []).append(url)
         yield targets
     finally:
         for proc in forwards:
