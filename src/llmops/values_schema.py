@@ -70,11 +70,37 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    files = [directory / n for n in ("Chart.yaml", "values.yaml", "values.schema.json")]
+    return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
+
+
+_CHARTS: dict[Path, tuple[Any, ChartNode]] = {}
+
+
 def load_chart(directory: str | Path) -> ChartNode:
-    """Read CHART's Chart.yaml, values.yaml and values.schema.json, and those of its file:// dependencies."""
+    """Read CHART's Chart.yaml, values.yaml and values.schema.json, and those of its file:// dependencies.
+
+    Memoised per process while none of those files changes (the bad-values
+    corpus validates dozens of files against the same charts).
+    """
     directory = Path(directory)
     if not directory.is_absolute() and not directory.exists():
         directory = paths.CHARTS_DIR / directory
+    directory = directory.resolve()
+    cached = _CHARTS.get(directory)
+    if cached is not None and cached[0] == _tree_stamp(cached[1]):
+        return copy.deepcopy(cached[1])
+    node = _load_chart(directory)
+    _CHARTS[directory] = (_tree_stamp(node), node)
+    return copy.deepcopy(node)
+
+
+def _tree_stamp(node: ChartNode) -> tuple[Any, ...]:
+    return (_stamp(node.directory), tuple(_tree_stamp(child) for _k, _c, child in node.dependencies))
+
+
+def _load_chart(directory: Path) -> ChartNode:
     meta_file = directory / "Chart.yaml"
     if not meta_file.exists():
         raise LlmopsError(f"{directory} is not a chart (no Chart.yaml)")
@@ -90,9 +116,10 @@ def load_chart(directory: str | Path) -> ChartNode:
         repo = str(dep.get("repository", ""))
         if not repo.startswith("file://"):
             continue
-        child = load_chart((directory / repo.removeprefix("file://")).resolve())
-        if (yaml.safe_load((child.directory / "Chart.yaml").read_text()) or {}).get("type") == "library":
+        child_dir = (directory / repo.removeprefix("file://")).resolve()
+        if (yaml.safe_load((child_dir / "Chart.yaml").read_text()) or {}).get("type") == "library":
             continue
+        child = _load_chart(child_dir)
         node.dependencies.append((str(dep.get("alias") or dep["name"]), str(dep.get("condition") or ""), child))
     return node
 

@@ -16,6 +16,9 @@ import yaml
 
 PathKey = tuple[str | int, ...]
 
+# libyaml's parser when PyYAML was built with it (about 10x faster on chart values files).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class YamlSyntaxError(Exception):
     def __init__(self, file: str, line: int, message: str) -> None:
@@ -67,8 +70,12 @@ def load(path: str | Path, text: str | None = None, display: str | None = None) 
     if text is None:
         text = Path(path).read_text()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
