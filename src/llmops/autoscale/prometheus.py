@@ -1,0 +1,271 @@
+"""A real Prometheus server on loopback, scraping what a ServiceMonitor would select.
+
+The observability chart renders a ServiceMonitor (prometheus-operator) for
+the engine Services; in a cluster the operator turns it into a scrape job
+with Kubernetes endpoints discovery. Here the engine pods are kwok pods
+whose "containers" are host processes, so the discovery is replaced by a
+file (``file_sd``) that the replica reconciler rewrites with one entry per
+simulator, carrying the ``__meta_kubernetes_*`` labels Kubernetes discovery
+would have given it (read from the real Service and Pod objects). The
+relabeling is the operator's own recipe (keep by Service selector and port
+name, then namespace/service/pod/container/endpoint/job) followed by the
+ServiceMonitor's ``relabelings`` and ``metricRelabelings`` unchanged, so
+series get exactly the labels the ScaledObject's PromQL expects -- and a
+ServiceMonitor that would not select the engines here selects nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops import tools
+from llmops.errors import LlmopsError
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize(name: str) -> str:
+    """A Kubernetes label name as Prometheus' Kubernetes discovery spells it in meta labels."""
+    return _INVALID.sub("_", name)
+
+
+def _duration(value: str | None, default: str) -> str:
+    return str(value) if value else default
+
+
+def _relabel(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A prometheus-operator RelabelConfig (camelCase) as Prometheus config (snake_case)."""
+    keys = {
+        "sourceLabels": "source_labels", "separator": "separator", "targetLabel": "target_label",
+        "regex": "regex", "modulus": "modulus", "replacement": "replacement", "action": "action",
+    }  # fmt: skip
+    out = {keys[k]: v for k, v in raw.items() if k in keys}
+    if "action" in out:
+        out["action"] = str(out["action"]).lower()
+    return out
+
+
+def _selector_rules(selector: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """keep/drop rules equivalent to a label selector on the discovered object (operator semantics)."""
+    rules: list[dict[str, Any]] = []
+    for key, value in sorted((selector.get("matchLabels") or {}).items()):
+        rules.append({"action": "keep", "source_labels": [f"{prefix}_label_{sanitize(key)}",
+                      f"{prefix}_labelpresent_{sanitize(key)}"], "regex": f"({re.escape(str(value))});true"})  # fmt: skip
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        label, present = f"{prefix}_label_{sanitize(key)}", f"{prefix}_labelpresent_{sanitize(key)}"
+        alt = "|".join(re.escape(str(v)) for v in values)
+        if op == "In":
+            rules.append({"action": "keep", "source_labels": [label, present], "regex": f"({alt});true"})
+        elif op == "NotIn":
+            rules.append({"action": "drop", "source_labels": [label, present], "regex": f"({alt});true"})
+        elif op == "Exists":
+            rules.append({"action": "keep", "source_labels": [present], "regex": "true"})
+        elif op == "DoesNotExist":
+            rules.append({"action": "drop", "source_labels": [present], "regex": "true"})
+    return rules
+
+
+def scrape_configs_for_monitor(monitor: Mapping[str, Any], sd_file: Path) -> list[dict[str, Any]]:
+    """Prometheus scrape jobs for one ServiceMonitor or PodMonitor, fed from SD_FILE."""
+    kind = monitor.get("kind")
+    meta, spec = monitor["metadata"], monitor["spec"]
+    namespace = meta.get("namespace", "default")
+    if kind == "ServiceMonitor":
+        endpoints, obj, port_label = spec.get("endpoints") or [], "__meta_kubernetes_service", "__meta_kubernetes_endpoint_port_name"
+    elif kind == "PodMonitor":
+        endpoints, obj, port_label = spec.get("podMetricsEndpoints") or [], "__meta_kubernetes_pod", "__meta_kubernetes_pod_container_port_name"
+    else:
+        raise LlmopsError(f"{kind}: only ServiceMonitor and PodMonitor can be turned into scrape jobs")
+    ns_sel = spec.get("namespaceSelector") or {}
+    namespaces = [] if ns_sel.get("any") else (ns_sel.get("matchNames") or [namespace])
+    jobs: list[dict[str, Any]] = []
+    for index, ep in enumerate(endpoints):
+        relabels: list[dict[str, Any]] = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}]
+        if namespaces:
+            relabels.append({"action": "keep", "source_labels": ["__meta_kubernetes_namespace"],
+                             "regex": "|".join(re.escape(n) for n in namespaces)})  # fmt: skip
+        relabels += _selector_rules(spec.get("selector") or {}, obj)
+        if ep.get("port"):
+            relabels.append({"action": "keep", "source_labels": [port_label], "regex": re.escape(str(ep["port"]))})
+        relabels += [
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+        ]
+        if kind == "ServiceMonitor":
+            relabels.append({"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"})
+            for label in spec.get("targetLabels") or []:
+                relabels.append({"source_labels": [f"__meta_kubernetes_service_label_{sanitize(label)}"],
+                                 "target_label": sanitize(label), "regex": "(.+)", "replacement": "${1}"})  # fmt: skip
+        for label in spec.get("podTargetLabels") or []:
+            relabels.append({"source_labels": [f"__meta_kubernetes_pod_label_{sanitize(label)}"],
+                             "target_label": sanitize(label), "regex": "(.+)", "replacement": "${1}"})  # fmt: skip
+        job_source = obj + "_name"
+        if spec.get("jobLabel"):
+            job_source = f"{obj}_label_{sanitize(spec['jobLabel'])}"
+        elif kind == "PodMonitor":
+            relabels.append({"target_label": "job", "replacement": f"{namespace}/{meta['name']}"})
+            job_source = ""
+        if job_source:
+            relabels.append({"source_labels": [job_source], "target_label": "job", "regex": "(.+)", "replacement": "${1}"})
+        if ep.get("port"):
+            relabels.append({"target_label": "endpoint", "replacement": str(ep["port"])})
+        relabels += [_relabel(r) for r in ep.get("relabelings") or []]
+        job: dict[str, Any] = {
+            "job_name": f"{'serviceMonitor' if kind == 'ServiceMonitor' else 'podMonitor'}/{namespace}/{meta['name']}/{index}",
+            "honor_labels": bool(ep.get("honorLabels", False)),
+            "scrape_interval": _duration(ep.get("interval"), "30s"),
+            "scrape_timeout": _duration(ep.get("scrapeTimeout"), "10s"),
+            "metrics_path": ep.get("path", "/metrics"),
+            "scheme": "http",  # every simulator serves plain HTTP on loopback
+            "file_sd_configs": [{"files": [str(sd_file)], "refresh_interval": "5s"}],
+            "relabel_configs": relabels,
+        }
+        if ep.get("metricRelabelings"):
+            job["metric_relabel_configs"] = [_relabel(r) for r in ep["metricRelabelings"]]
+        jobs.append(job)
+    return jobs
+
+
+def discovery_labels(service: Mapping[str, Any] | None, pod: Mapping[str, Any], container: str, port_name: str) -> dict[str, str]:
+    """The ``__meta_kubernetes_*`` labels endpoints discovery gives one pod behind SERVICE."""
+    pmeta = pod["metadata"]
+    labels = {
+        "__meta_kubernetes_namespace": pmeta["namespace"],
+        "__meta_kubernetes_pod_name": pmeta["name"],
+        "__meta_kubernetes_pod_container_name": container,
+        "__meta_kubernetes_pod_container_port_name": port_name,
+        "__meta_kubernetes_pod_ready": "true",
+        "__meta_kubernetes_pod_node_name": (pod.get("spec") or {}).get("nodeName", ""),
+        "__meta_kubernetes_endpoint_port_name": port_name,
+        "__meta_kubernetes_endpoint_ready": "true",
+    }
+    for key, value in (pmeta.get("labels") or {}).items():
+        labels[f"__meta_kubernetes_pod_label_{sanitize(key)}"] = str(value)
+        labels[f"__meta_kubernetes_pod_labelpresent_{sanitize(key)}"] = "true"
+    if service is not None:
+        smeta = service["metadata"]
+        labels["__meta_kubernetes_service_name"] = smeta["name"]
+        for key, value in (smeta.get("labels") or {}).items():
+            labels[f"__meta_kubernetes_service_label_{sanitize(key)}"] = str(value)
+            labels[f"__meta_kubernetes_service_labelpresent_{sanitize(key)}"] = "true"
+    return labels
+
+
+def write_sd_file(path: Path, groups: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+    """Atomically replace a file_sd file with one target group per (address, labels)."""
+    data = [{"targets": [address], "labels": dict(labels)} for address, labels in groups]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+@dataclass
+class PrometheusServer:
+    """``prometheus`` (Debian's build) on 127.0.0.1:``port`` with a generated config."""
+
+    port: int
+    workdir: Path
+    scrape_configs: list[dict[str, Any]] = field(default_factory=list)
+    evaluation_interval: str = "5s"
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / "prometheus.yml"
+
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = {"global": {"scrape_interval": "15s", "evaluation_interval": self.evaluation_interval},
+                  "scrape_configs": self.scrape_configs}  # fmt: skip
+        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> PrometheusServer:
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.write_config()
+        log = (self.workdir / "prometheus.log").open("ab")
+        try:
+            self.process = subprocess.Popen(
+                [
+                    str(tools.require("prometheus")),
+                    f"--config.file={self.config_file}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=2h",
+                    "--web.enable-lifecycle",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise LlmopsError(f"prometheus exited before it was ready; log {self.workdir / 'prometheus.log'}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:  # noqa: S310 - loopback
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise LlmopsError(f"prometheus on {self.url} not ready within {READY_TIMEOUT_S:.0f}s (waiting for /-/ready)")
+
+    def log_tail(self, lines: int = 15) -> str:
+        path = self.workdir / "prometheus.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+    def stop(self) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def query(self, expr: str, timeout: float = 5.0) -> float | None:
+        """Instant query; the sum of the result vector, None for an empty result."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            body = json.loads(resp.read())
+        if body.get("status") != "success":
+            raise LlmopsError(f"prometheus query {expr!r} failed: {body}")
+        result = body["data"]["result"]
+        if body["data"]["resultType"] == "scalar":
+            return float(result[1])
+        return sum(float(r["value"][1]) for r in result) if result else None
+
+    def active_targets(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/api/v1/targets?state=active", timeout=5) as resp:  # noqa: S310
+            return list(json.loads(resp.read())["data"]["activeTargets"])

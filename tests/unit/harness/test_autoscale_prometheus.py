@@ -1,0 +1,102 @@
+"""ServiceMonitor -> Prometheus scrape jobs: checked by promtool and by a real Prometheus' target discovery."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llmops import render, tools
+from llmops.autoscale import prometheus as prom
+from llmops.autoscale.gateway import Gateway
+
+# Reserved for this test inside the autoscaling area's ports (18200-18299); the e2e stack uses 18210.
+UNIT_PROMETHEUS_PORT = 18216
+
+
+def _engine_monitor() -> dict[str, Any]:
+    manifests = render.render("observability", [], release="rel", namespace="ns")
+    monitors = [m.obj for m in manifests if m.obj.get("kind") == "ServiceMonitor"]
+    assert len(monitors) == 1, "the observability chart should render one engine ServiceMonitor by default"
+    return monitors[0]
+
+
+def _pod(name: str, instance: str, model: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": instance,
+              "app.kubernetes.io/component": "engine", "llmops.io/model": model}  # fmt: skip
+    return {"metadata": {"name": name, "namespace": "ns", "labels": labels}, "spec": {"nodeName": "gpu-0"}}
+
+
+def _service(name: str, instance: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": instance,
+              "app.kubernetes.io/component": "engine"}  # fmt: skip
+    return {"metadata": {"name": name, "namespace": "ns", "labels": labels}}
+
+
+def test_scrape_jobs_from_chart_servicemonitor_pass_promtool_check_config(tmp_path: Path) -> None:
+    jobs = prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json")
+    prom.write_sd_file(tmp_path / "sd.json", [])
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": jobs}))
+    proc = subprocess.run([str(tools.require("promtool")), "check", "config", str(config)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert jobs[0]["scrape_interval"] == _engine_monitor()["spec"]["endpoints"][0]["interval"]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[prom.PrometheusServer, Path, Gateway]]:
+    """Prometheus with the chart's engine job; the targets are a gateway's metrics port (any HTTP server will do)."""
+    sd = tmp_path / "sd.json"
+    prom.write_sd_file(sd, [])
+    monitor = _engine_monitor()
+    monitor["spec"]["endpoints"][0]["path"] = "/gateway/metrics"
+    jobs = prom.scrape_configs_for_monitor(monitor, sd)
+    jobs[0]["scrape_interval"] = jobs[0]["scrape_timeout"] = "1s"
+    srv = prom.PrometheusServer(UNIT_PROMETHEUS_PORT, tmp_path / "prom", jobs)
+    with Gateway("m", 0) as gw:
+        srv.start()
+        try:
+            yield srv, sd, gw
+        finally:
+            srv.stop()
+
+
+@pytest.mark.slow
+def test_prometheus_keeps_only_selected_engine_endpoints_and_labels_them_like_the_operator(
+    server: tuple[prom.PrometheusServer, Path, Gateway],
+) -> None:
+    srv, sd, gw = server
+    addr = f"127.0.0.1:{gw.port}"
+    svc = _service("rel-chat", "rel")
+    prom.write_sd_file(sd, [
+        (addr, prom.discovery_labels(svc, _pod("rel-chat-abc", "rel", "chat"), "engine", "http")),
+        # another release's engine, and a non-metrics port of ours: both must be dropped
+        (addr, prom.discovery_labels(_service("other-chat", "other"), _pod("other-chat-x", "other", "chat"), "engine", "http")),
+        (addr, prom.discovery_labels(svc, _pod("rel-chat-abc", "rel", "chat"), "engine", "grpc")),
+    ])  # fmt: skip
+    deadline = time.monotonic() + 20
+    targets: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        targets = srv.active_targets()
+        if targets and all(t["health"] == "up" for t in targets):
+            break
+        time.sleep(0.5)
+    assert len(targets) == 1, targets
+    labels = targets[0]["labels"]
+    assert labels["namespace"] == "ns"
+    assert labels["pod"] == "rel-chat-abc"
+    assert labels["service"] == labels["job"] == "rel-chat"
+    assert labels["endpoint"] == "http"
+    assert labels["llmops_model"] == "chat"  # what the ScaledObject queries select on
+    assert labels["llmops_release"] == "rel"
+    value = None
+    while value is None and time.monotonic() < deadline:
+        value = srv.query('sum(llmops_gateway_backends{namespace="ns",llmops_model="chat"})')
+        time.sleep(0.5)
+    assert value == 0.0
