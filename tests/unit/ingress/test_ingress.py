@@ -1,0 +1,124 @@
+"""charts/ingress: Ingress for streamed responses or HTTPRoute, cert-manager TLS, rate limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmops import crds, kubeschema, render
+from llmops.render import RenderError
+
+CHART = "ingress"
+CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
+BASE: dict[str, Any] = {"hosts": ["llm.example.com"], "routes": [{"path": "/", "model": "chat"}]}
+
+
+def _values(**extra: Any) -> dict[str, Any]:
+    return {**BASE, **extra}
+
+
+def _one(manifests: list[render.Manifest], kind: str) -> dict[str, Any]:
+    objs = render.find(manifests, kind)
+    assert len(objs) == 1, f"expected one {kind}, got {len(objs)}"
+    return objs[0]
+
+
+@pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
+def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart, values: Path) -> None:
+    objs = [m.obj for m in render_chart(CHART, [values])]
+    assert crds.validate_custom_resources(objs) == []
+    assert kubeschema.validate_objects(objs) == []
+
+
+def test_route_sends_the_path_to_the_models_engine_service(render_chart) -> None:
+    ing = _one(render_chart(CHART, set_values=_values(routes=[{"path": "/chat", "model": "chat"}, {"path": "/code", "model": "code"}])), "Ingress")
+    (rule,) = ing["spec"]["rules"]
+    assert rule["host"] == "llm.example.com"
+    backends = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
+    assert backends == {"/chat": {"name": "llmops-chat", "port": {"name": "http"}}, "/code": {"name": "llmops-code", "port": {"name": "http"}}}
+
+
+def test_nginx_annotations_stream_tokens_without_buffering_and_with_long_timeouts(render_chart) -> None:
+    ann = _one(render_chart(CHART, set_values=_values(streaming={"readTimeoutSeconds": 1200})), "Ingress")["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "1200"
+    assert ann["nginx.ingress.kubernetes.io/proxy-body-size"] == "16m"
+    assert not any("limit-" in k for k in ann)
+
+
+def test_rate_limit_adds_per_client_limits(render_chart) -> None:
+    ann = _one(render_chart(CHART, set_values=_values(rateLimit={"enabled": True, "requestsPerSecond": 7})), "Ingress")["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/limit-rps"] == "7"
+    assert ann["nginx.ingress.kubernetes.io/limit-connections"] == "20"
+
+
+def test_other_controller_gets_only_the_users_annotations(render_chart) -> None:
+    values = _values(ingress={"className": "traefik", "controller": "other", "annotations": {"a": "b"}})
+    ing = _one(render_chart(CHART, set_values=values), "Ingress")
+    assert ing["metadata"]["annotations"] == {"a": "b"}
+    assert ing["spec"]["ingressClassName"] == "traefik"
+
+
+def test_self_signed_tls_renders_issuer_and_certificate_for_the_hosts(render_chart) -> None:
+    manifests = render_chart(CHART, set_values=_values())
+    cert = _one(manifests, "Certificate")
+    issuer = _one(manifests, "Issuer")
+    assert issuer["spec"] == {"selfSigned": {}}
+    assert cert["spec"]["issuerRef"] == {"name": issuer["metadata"]["name"], "kind": "Issuer", "group": "cert-manager.io"}
+    assert cert["spec"]["dnsNames"] == ["llm.example.com"]
+    ing = _one(manifests, "Ingress")
+    assert ing["spec"]["tls"] == [{"hosts": ["llm.example.com"], "secretName": cert["spec"]["secretName"]}]
+
+
+@pytest.mark.parametrize(("solver", "extra"), [("http01", {}), ("dns01", {"dns01": {"route53": {"region": "eu-west-1"}}})])
+def test_acme_renders_a_cluster_issuer_with_the_chosen_challenge(render_chart, solver: str, extra: dict[str, Any]) -> None:
+    acme = {"email": "ops@example.com", "solver": solver, **extra}
+    manifests = render_chart(CHART, set_values=_values(tls={"certManager": {"issuer": "acme", "acme": acme}}))
+    ci = _one(manifests, "ClusterIssuer")
+    (s,) = ci["spec"]["acme"]["solvers"]
+    assert list(s) == [solver]
+    if solver == "http01":
+        assert s["http01"]["ingress"]["ingressClassName"] == "nginx"
+    assert _one(manifests, "Certificate")["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+
+
+def test_existing_secret_renders_no_certificate(render_chart) -> None:
+    manifests = render_chart(CHART, set_values=_values(tls={"source": "existingSecret", "secretName": "mine"}))
+    assert not render.find(manifests, "Certificate")
+    assert _one(manifests, "Ingress")["spec"]["tls"][0]["secretName"] == "mine"
+
+
+def test_tls_without_hosts_fails_and_names_the_path(render_chart) -> None:
+    with pytest.raises(RenderError, match=r"ingress.tls.enabled: TLS needs at least one entry in ingress.hosts"):
+        render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}]})
+
+
+def test_every_problem_is_reported_at_once(render_chart) -> None:
+    values = {"hosts": ["a.example.com"], "routes": [{"path": "/", "model": ""}], "tls": {"certManager": {"issuer": "acme"}}}
+    with pytest.raises(RenderError) as err:
+        render_chart(CHART, set_values=values)
+    assert "ingress.routes[0].model" in str(err.value)
+    assert "ingress.tls.certManager.acme.email" in str(err.value)
+
+
+def test_gateway_mode_renders_an_httproute_with_numeric_backend_port_and_timeout(render_chart) -> None:
+    values = _values(mode="gateway", gateway={"parentRefs": [{"name": "gw", "namespace": "infra"}], "requestTimeout": "300s"}, tls={"enabled": False})
+    manifests = render_chart(CHART, set_values=values)
+    assert not render.find(manifests, "Ingress")
+    route = _one(manifests, "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "gw", "namespace": "infra"}]
+    (rule,) = route["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "llmops-chat", "port": 8000}]
+    assert rule["timeouts"] == {"request": "300s"}
+
+
+def test_gateway_mode_without_parent_refs_fails(render_chart) -> None:
+    with pytest.raises(RenderError, match=r"ingress.gateway.parentRefs"):
+        render_chart(CHART, set_values=_values(mode="gateway"))
+
+
+def test_schema_rejects_an_uppercase_host(render_chart) -> None:
+    with pytest.raises(RenderError, match="hosts"):
+        render_chart(CHART, set_values=_values(hosts=["LLM.example.com"]))
