@@ -1,0 +1,111 @@
+"""charts/vllm PDB, Service account, helm test hook, NOTES, simulator flags and ci/ scenarios."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from llmops import kubeschema, render
+
+from ._helpers import deployments, engine, env, flag_values, pod_spec
+
+CHART = "vllm"
+CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
+
+
+@pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
+def test_ci_scenarios_render_gpu_free_pvc_free_and_schema_valid(render_chart, values: Path) -> None:
+    manifests = render_chart(CHART, [values])
+    objs = [m.obj for m in manifests]
+    assert kubeschema.validate_objects(objs) == []
+    assert not render.find(manifests, "PersistentVolumeClaim")
+    assert "nvidia.com/gpu" not in json.dumps([o for o in objs if o["kind"] == "Deployment"])
+    assert all(s["spec"]["type"] == "ClusterIP" for s in render.find(manifests, "Service"))
+
+
+def test_pdb_uses_max_unavailable_never_min_available_and_selects_the_model(render_chart) -> None:
+    manifests = render_chart(CHART, set_values={"pdb": {"maxUnavailable": "50%"}})
+    (pdb,) = render.find(manifests, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    assert "minAvailable" not in pdb["spec"]
+    (dep,) = render.find(manifests, "Deployment")
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+def test_pdb_can_be_disabled(render_chart) -> None:
+    assert not render.find(render_chart(CHART, set_values={"pdb": {"enabled": False}}), "PodDisruptionBudget")
+
+
+def test_service_account_does_not_automount_its_token(render_chart) -> None:
+    manifests = render_chart(CHART)
+    (sa,) = render.find(manifests, "ServiceAccount")
+    assert sa["automountServiceAccountToken"] is False
+    (dep,) = render.find(manifests, "Deployment")
+    assert pod_spec(dep)["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_helm_test_hook_sends_a_chat_completion_to_every_model(render_chart) -> None:
+    values = {
+        "models": [{"name": "a", "servedModelName": "alpha", "source": "hf://o/a@1"}, {"name": "b", "source": "hf://o/b@1"}],
+        "apiKey": {"enabled": True, "secretName": "keys"},
+    }
+    manifests = render_chart(CHART, set_values=values)
+    (pod,) = [m.obj for m in manifests if m.obj["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    c = pod["spec"]["containers"][0]
+    targets = json.loads(env(c)["TARGETS"])
+    assert targets == [
+        {"model": "alpha", "url": "http://llmops-a.llmops.svc:8000/v1/chat/completions"},
+        {"model": "b", "url": "http://llmops-b.llmops.svc:8000/v1/chat/completions"},
+    ]
+    script = c["args"][0]
+    assert "status == 200" in script and "content.strip()" in script and "sys.exit(1 if failed else 0)" in script
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert any(v.get("secret", {}).get("secretName") == "keys" for v in pod["spec"]["volumes"])
+
+
+def test_helm_test_script_is_valid_python() -> None:
+    text = (render.chart_path(CHART) / "templates" / "tests" / "test-chat-completion-pod.yaml").read_text()
+    block = text.split("        - |\n", 1)[1].split("      resources:", 1)[0]
+    code = "\n".join(line[10:] for line in block.splitlines())
+    compile(code, "helm-test", "exec")
+
+
+@lru_cache(maxsize=1)
+def _simulator_flags() -> frozenset[str]:
+    """Flags llm-d-inference-sim v0.10.2 accepts, read from its own parser source (Go module cache)."""
+    sim_image_tag = "v0.10.2"
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/llm-d/llm-d-inference-sim@{sim_image_tag}"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    src = (Path(json.loads(proc.stdout)["Dir"]) / "pkg" / "common" / "parser.go").read_text()
+    names = set(re.findall(r'f\.\w+Var\([^,]+,\s*"([a-z0-9-]+)"', src))
+    names |= set(re.findall(r'f\.Var\([^,]+,\s*"([a-z0-9-]+)"', src))
+    for toggle in re.findall(r'addToggle\(f,\s*[^,]+,\s*"([a-z0-9-]+)"', src):
+        names |= {toggle, f"no-{toggle}"}
+    assert {"model", "port", "served-model-name"} <= names, "parser source layout changed"
+    return frozenset(names)
+
+
+def test_simulator_args_use_only_flags_the_pinned_simulator_accepts(render_chart) -> None:
+    values = Path(render.chart_path(CHART) / "ci" / "02-many-defaults-values.yaml")
+    for dep in deployments(render_chart(CHART, [values])).values():
+        c = engine(dep)
+        used = {a[2:] for a in c["args"] if a.startswith("--")}
+        assert used <= _simulator_flags(), used - _simulator_flags()
+        flags = flag_values(c["args"])
+        assert flags["--port"] == [str(c["ports"][0]["containerPort"])]
+
+
+def test_simulator_lora_modules_are_json_objects_naming_the_base_model(render_chart) -> None:
+    values = {"models": [{"name": "m", "servedModelName": "base", "source": "hf://o/m@a", "loraAdapters": [{"name": "sql", "source": "pvc://l/sql"}]}]}
+    (dep,) = deployments(render_chart(CHART, set_values=values)).values()
+    (lora,) = flag_values(engine(dep)["args"])["--lora-modules"]
+    assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "base"}
