@@ -48,19 +48,14 @@ STOP_TIMEOUT_S = 10.0
 
 
 def registry_path() -> Path:
-    """``$LLMOPS_ENDPOINTS_REGISTRY``, else ``endpoints.json`` in the local cluster's state dir.
+    """``$LLMOPS_ENDPOINTS_REGISTRY``, else ``<cache>/state/endpoints.json``.
 
-    (``llmops.cluster.cluster_dir()``; ``<cache>/state`` when the cluster module is absent.)
+    Deliberately beside, not inside, the cluster's folder: ``llmops cluster down``
+    removes that folder and checks that nothing is left in it, while endpoints
+    may outlive (or predate) a cluster. Entries carry release and namespace.
     """
     explicit = os.environ.get("LLMOPS_ENDPOINTS_REGISTRY")
-    if explicit:
-        return Path(explicit)
-    try:
-        from llmops import cluster
-
-        return Path(cluster.cluster_dir()) / "endpoints.json"
-    except (ImportError, AttributeError):
-        return paths.cache_root() / "state" / "endpoints.json"
+    return Path(explicit) if explicit else paths.cache_root() / "state" / "endpoints.json"
 
 
 @dataclass(frozen=True)
@@ -501,4 +496,27 @@ def engine_deployments(manifests: Sequence[Any], namespace: str) -> list[EngineD
                 config=SimulatorConfig.from_engine_args(engine.get("args") or []),
             )
         )
+    return out
+
+
+def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]:
+    """``status.readyReplicas`` of each named Deployment, read from the API server (0 when absent)."""
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    from llmops.loadtest.targets import kubeconfig
+
+    path = kubeconfig()
+    if path is None:
+        raise LlmopsError("no kubeconfig: start the local cluster (`llmops cluster up`) or set KUBECONFIG")
+    api = client.AppsV1Api(kconfig.new_client_from_config(config_file=path))
+    out: dict[str, int] = {}
+    for name in deployments:
+        try:
+            dep = api.read_namespaced_deployment(name, namespace, _request_timeout=10)
+            out[name] = int(dep.status.ready_replicas or 0)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise LlmopsError(f"cannot read Deployment {namespace}/{name}: {exc.reason}") from exc
+            out[name] = 0
     return out

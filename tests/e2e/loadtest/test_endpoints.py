@@ -1,0 +1,67 @@
+"""EndpointManager: real simulator processes on 18000-18099, reconciled to N replicas, registered, stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from llmops import endpoints
+from llmops.errors import LlmopsError
+
+
+def _models(url: str) -> list[str]:
+    with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as resp:  # noqa: S310 - loopback
+        return [m["id"] for m in json.load(resp)["data"]]
+
+
+def test_reconcile_keeps_exactly_n_live_simulators_and_registers_them(tmp_path: Path) -> None:
+    registry = tmp_path / "endpoints.json"
+    config = endpoints.SimulatorConfig(model="m", served_model_names=("chat",), ttft_ms=5, itl_ms=1)
+    labels = {"release": "rel", "namespace": "ns", "model_name": "m"}
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=registry) as mgr:
+        sims = mgr.reconcile("ns/rel-m", config, 3, labels=labels)
+        assert [s.index for s in sims] == [0, 1, 2]
+        assert all(s.port in endpoints.PORT_RANGE and s.alive() for s in sims)
+        assert len({s.port for s in sims}) == 3
+        assert all(_models(s.url) == ["chat"] for s in sims)
+        assert sorted(endpoints.lookup("rel", "ns", registry)["m"]["chat"]) == sorted(s.url for s in sims)
+
+        sims[1].process.kill()  # a crashed replica is replaced
+        sims[1].process.wait()
+        again = mgr.reconcile("ns/rel-m", config, 3, labels=labels)
+        assert len(again) == 3 and all(s.alive() for s in again)
+
+        gone = [s for s in again if s.index >= 1]
+        kept = mgr.reconcile("ns/rel-m", config, 1, labels=labels)
+        assert [s.index for s in kept] == [0]
+        assert all(not s.alive() for s in gone)
+        assert endpoints.lookup("rel", "ns", registry) == {"m": {"chat": [kept[0].url]}}
+        pids = [s.pid for s in again]
+    assert endpoints.read_registry(registry) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_engine_args_are_run_verbatim_with_the_port_replaced(tmp_path: Path) -> None:
+    args = ["--model", "HuggingFaceTB/SmolLM2-135M-Instruct", "--served-model-name", "tiny-llm", "--port", "8000",
+            "--mode", "random", "--time-to-first-token", "20ms", "--inter-token-latency", "2ms",
+            "--max-num-seqs", "4", "--force-dummy-tokenizer"]  # fmt: skip
+    config = endpoints.SimulatorConfig.from_engine_args(args)
+    assert config.served == ("tiny-llm",)
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=tmp_path / "r.json") as mgr:
+        sim = mgr.start(config)
+        assert _models(sim.url) == ["tiny-llm"]
+        assert config.argv(sim.port)[-2:] == ["--port", str(sim.port)] and "8000" not in config.argv(sim.port)
+
+
+def test_a_simulator_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:
+    config = endpoints.SimulatorConfig(model="m", extra_args=("--no-such-flag",))
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=tmp_path / "r.json") as mgr:
+        with pytest.raises(LlmopsError, match="exited .* before /health answered"):
+            mgr.start(config, timeout=10)
+        assert mgr.simulators() == []
