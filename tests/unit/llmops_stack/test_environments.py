@@ -1,0 +1,200 @@
+"""Every environment file in values/ through the umbrella chart, under Helm 3 and Helm 4."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmops import kubeschema, paths, render, tools
+
+CHART = "llmops-stack"
+ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
+PRODUCTION = ("production-h100", "production-70b", "air-gapped")
+GPU_KEY = "nvidia.com/gpu"
+
+
+def _env(name: str) -> Path:
+    return paths.VALUES_DIR / f"{name}.yaml"
+
+
+def _pod_specs(manifests: list[render.Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for m in manifests:
+        spec = m.obj.get("spec", {})
+        if m.kind == "Pod":
+            yield m.name, spec
+        elif "template" in spec and "spec" in spec["template"]:
+            yield f"{m.kind}/{m.name}", spec["template"]["spec"]
+        elif m.kind == "CronJob":
+            yield m.name, spec["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def _gpus(spec: dict[str, Any]) -> int:
+    return sum(int((c.get("resources") or {}).get("limits", {}).get(GPU_KEY, 0)) for c in _containers(spec))
+
+
+def _engines(manifests: list[render.Manifest]) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in render.find(manifests, "Deployment")
+        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "engine"
+    ]
+
+
+@pytest.fixture(params=ENV_FILES, ids=lambda p: p.stem)
+def env_file(request: pytest.FixtureRequest) -> Path:
+    return Path(request.param)
+
+
+def test_every_environment_renders_objects_valid_for_kubernetes_1_33_to_1_35(render_chart, env_file: Path) -> None:
+    objs = [m.obj for m in render_chart(CHART, [env_file])]
+    assert objs
+    assert kubeschema.validate_objects(objs, versions=kubeschema.DEFAULT_VERSIONS) == []
+
+
+def test_gpu_requests_and_gpu_tolerations_appear_exactly_together(render_chart, env_file: Path) -> None:
+    for name, spec in _pod_specs(render_chart(CHART, [env_file])):
+        tolerates = any(t.get("key") == GPU_KEY for t in spec.get("tolerations", []))
+        gpus = _gpus(spec)
+        assert tolerates == (gpus > 0), f"{name}: {gpus} GPU(s), GPU toleration {tolerates}"
+        for c in _containers(spec):
+            res = c.get("resources") or {}
+            assert res.get("limits", {}).get(GPU_KEY) == res.get("requests", {}).get(GPU_KEY), f"{name}/{c['name']}"
+
+
+def test_every_pod_meets_pod_security_restricted(render_chart, env_file: Path) -> None:
+    for name, spec in _pod_specs(render_chart(CHART, [env_file])):
+        psc = spec.get("securityContext", {})
+        assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for c in _containers(spec):
+            sc = c.get("securityContext", {})
+            where = f"{name}/{c['name']}"
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, where
+            assert int(sc.get("runAsUser", psc.get("runAsUser", 0))) >= 10000, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+        for v in spec.get("volumes", []):
+            assert "hostPath" not in v, f"{name}: hostPath volume {v['name']}"
+
+
+def test_engine_shutdown_grace_exceeds_prestop_plus_drain(render_chart, env_file: Path) -> None:
+    for dep in _engines(render_chart(CHART, [env_file])):
+        spec = dep["spec"]["template"]["spec"]
+        engine = spec["containers"][0]
+        prestop = engine["lifecycle"]["preStop"]["sleep"]["seconds"]
+        args = engine["args"]
+        drain = int(args[args.index("--shutdown-timeout") + 1]) if "--shutdown-timeout" in args else 0
+        assert spec["terminationGracePeriodSeconds"] > prestop + drain
+
+
+def test_engines_have_startup_probe_budget_and_pdb_with_max_unavailable(render_chart, env_file: Path) -> None:
+    manifests = render_chart(CHART, [env_file])
+    pdbs = render.find(manifests, "PodDisruptionBudget")
+    for dep in _engines(manifests):
+        engine = dep["spec"]["template"]["spec"]["containers"][0]
+        probe = engine["startupProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] >= 10 * 60, dep["metadata"]["name"]
+        assert engine["livenessProbe"]["httpGet"]["path"] == "/health"
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        covering = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(covering) == 1, dep["metadata"]["name"]
+        assert "minAvailable" not in covering[0]["spec"]
+        assert covering[0]["spec"]["maxUnavailable"] in (1, "1") or dep["spec"]["replicas"] > 1
+
+
+def test_engines_with_gpus_roll_out_without_a_surge_pod(render_chart, env_file: Path) -> None:
+    for dep in _engines(render_chart(CHART, [env_file])):
+        if _gpus(dep["spec"]["template"]["spec"]) > 0:
+            strategy = dep["spec"]["strategy"]
+            assert strategy["type"] == "Recreate" or strategy["rollingUpdate"]["maxSurge"] in (0, "0", "0%")
+
+
+def test_local_runs_the_simulator_with_no_gpu_anywhere(render_chart) -> None:
+    manifests = render_chart(CHART, [_env("local")])
+    (dep,) = _engines(manifests)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/llm-d/llm-d-inference-sim:")
+    assert "gpu" not in str([m.obj for m in manifests]).lower().replace("gpu-memory", "")
+    assert not render.find(manifests, "PersistentVolumeClaim")
+    assert all(s["spec"]["type"] == "ClusterIP" for s in render.find(manifests, "Service"))
+
+
+def test_local_values_file_equals_the_umbrella_defaults_for_serving(render_chart) -> None:
+    from_file = _engines(render_chart(CHART, [_env("local")]))
+    default = _engines(render_chart(CHART))
+    strip = lambda ds: [(d["metadata"]["name"], d["spec"]["template"]["spec"]["containers"][0]["args"]) for d in ds]  # noqa: E731
+    assert strip(from_file) == strip(default)
+
+
+@pytest.mark.parametrize("env", PRODUCTION)
+def test_production_environments_pin_every_image_by_digest(render_chart, env: str) -> None:
+    for name, spec in _pod_specs(render_chart(CHART, [_env(env)])):
+        for c in _containers(spec):
+            assert "@sha256:" in c["image"], f"{env}: {name}/{c['name']} uses {c['image']}"
+
+
+def test_production_h100_runs_several_8b_replicas_on_one_h100_each(render_chart) -> None:
+    (dep,) = _engines(render_chart(CHART, [_env("production-h100")]))
+    spec = dep["spec"]["template"]["spec"]
+    assert dep["spec"]["replicas"] >= 2
+    assert _gpus(spec) == 1
+    assert spec["nodeSelector"]["nvidia.com/gpu.product"].startswith("NVIDIA-H100")
+    assert "8B" in spec["containers"][0]["args"][spec["containers"][0]["args"].index("--served-model-name") + 1]
+
+
+def test_production_70b_shards_across_all_gpus_of_the_pod(render_chart) -> None:
+    (dep,) = _engines(render_chart(CHART, [_env("production-70b")]))
+    spec = dep["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    tp = int(args[args.index("--tensor-parallel-size") + 1])
+    assert tp in (4, 8)
+    assert _gpus(spec) == tp
+    shm = next(v for v in spec["volumes"] if v["name"] == "dshm")["emptyDir"]
+    assert shm["medium"] == "Memory" and shm["sizeLimit"].endswith("Gi") and int(shm["sizeLimit"][:-2]) >= 16
+
+
+def test_air_gapped_pulls_from_the_mirror_and_downloads_nothing(render_chart) -> None:
+    manifests = render_chart(CHART, [_env("air-gapped")])
+    for name, spec in _pod_specs(manifests):
+        assert "initContainers" not in spec, name
+        for c in _containers(spec):
+            assert c["image"].startswith("registry.airgap.internal:5000/"), f"{name}: {c['image']}"
+        assert {"name": "airgap-registry"} in spec.get("imagePullSecrets", []), name
+    for dep in _engines(manifests):
+        spec = dep["spec"]["template"]["spec"]
+        assert any("persistentVolumeClaim" in v and v["name"] == "model" for v in spec["volumes"])
+
+
+def test_staging_runs_vllm_on_one_gpu_with_a_pinned_model_revision(render_chart) -> None:
+    (dep,) = _engines(render_chart(CHART, [_env("staging")]))
+    spec = dep["spec"]["template"]["spec"]
+    assert _gpus(spec) == 1
+    (init,) = spec["initContainers"]
+    revision = init["command"][init["command"].index("--revision") + 1]
+    assert len(revision) == 40 and int(revision, 16) >= 0
+
+
+def test_every_environment_file_opens_with_who_it_is_for_and_its_assumptions(env_file: Path) -> None:
+    head = env_file.read_text().split("\n\n", 1)[0]
+    assert head.startswith("#") and len(head.splitlines()) >= 3
+    if env_file.stem in ("local", "staging", *PRODUCTION):
+        assert "Assumes" in head
+
+
+def test_helm_lint_strict_is_clean_for_every_environment(helm: str, env_file: Path) -> None:
+    render.ensure_dependencies(CHART, helm)
+    proc = subprocess.run(
+        [str(tools.require(helm)), "lint", "--strict", str(render.chart_path(CHART)), "--values", str(env_file)],
+        capture_output=True, text=True, env=tools.tool_env(), check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "[WARNING]" not in out and "[ERROR]" not in out, out
