@@ -179,8 +179,16 @@ def _install_go(spec: ToolSpec, log: Path) -> Path:
     lines += [f"require {mod} {ver}" for mod, ver in requires.items()]
     lines += [f"replace {mod} => {target}" for mod, target in spec.get("replace", {}).items()]
     (src / "go.mod").write_text("\n".join(lines) + "\n")
+    # `sources` (wrapper path -> repo path) adds our own Go files to the
+    # wrapper, e.g. a main package linking several upstream commands into one
+    # binary; `packages` then name them relatively ("./cmd/x").
+    for rel, repo_file in spec.get("sources", {}).items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.REPO_ROOT / repo_file, src / rel)
     # Blank imports keep `go mod tidy` from dropping the requirements.
-    imports = "\n".join(f'\t_ "{pkg}"' for pkg in spec.get("packages", {}).values())
+    imports = "\n".join(
+        f'\t_ "{pkg}"' for pkg in spec.get("packages", {}).values() if not str(pkg).startswith(".")
+    )
     (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
     env = go_env()
     _run(["go", "mod", "tidy"], env=env, cwd=src, log=log.with_suffix(".tidy.log"))

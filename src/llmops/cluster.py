@@ -1,0 +1,688 @@
+"""Local Kubernetes clusters for the cluster tier, the demo and the e2e tier.
+
+Two providers:
+
+- ``local`` (default; no Docker needed): kwokctl's ``binary`` runtime starts
+  a real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+  built by the bootstrap from pinned Go modules (pyproject.toml), plus the
+  kwok controller, which plays the kubelet for simulated nodes. Scheduling,
+  admission (Pod Security included), API validation and the controllers are
+  the real ones; containers never run.
+- ``kind`` (when ``docker info`` works): a kind cluster whose nodes get the
+  same pool labels, taints and extended resources.
+
+Every file of a cluster lives under ``<cache>/clusters/<name>/`` (the
+kubeconfig at ``kubeconfig`` in it), every port in 16000-16099, every
+listener on 127.0.0.1; ``down`` stops the processes and removes the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops import paths, tools
+from llmops.errors import LlmopsError, ToolError
+
+DEFAULT_NAME = "llmops"
+PROVIDERS = ("local", "kind")
+# The brief reserves 16000-16099 for the cluster; each cluster takes a block of 10.
+PORT_MIN, PORT_MAX, PORT_BLOCK = 16000, 16099, 10
+API_READY_TIMEOUT_S = 60.0
+NODES_READY_TIMEOUT_S = 60.0
+CRDS_ESTABLISHED_TIMEOUT_S = 60.0
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+POOL_LABEL = "llmops.io/pool"
+KWOK_VERSION_MODULE = "sigs.k8s.io/kwok"
+
+# The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
+# node lease on, heartbeat unchanged). Supplying any Stage replaces all of
+# them, so they are read from the pinned kwok module and sent along with ours.
+DEFAULT_STAGE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
+
+# kwok completes a Running pod only when a Job owns it; `helm test` hook pods
+# have no owner, so without this stage `helm test` would wait forever.
+HELM_TEST_STAGE: dict[str, Any] = {
+    "apiVersion": "kwok.x-k8s.io/v1alpha1",
+    "kind": "Stage",
+    "metadata": {"name": "llmops-helm-test-pod-succeeds"},
+    "spec": {
+        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+        "selector": {
+            "matchExpressions": [
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": '.metadata.annotations["helm.sh/hook"]', "operator": "In", "values": ["test", "test-success"]},
+            ]
+        },
+        "delay": {"durationMilliseconds": 500},
+        "next": {
+            "statusTemplate": (
+                "{{ $now := Now }}\n"
+                "containerStatuses:\n"
+                "{{ range .spec.containers }}\n"
+                "- name: {{ .name | Quote }}\n"
+                "  image: {{ .image | Quote }}\n"
+                "  ready: false\n"
+                "  started: false\n"
+                "  restartCount: 0\n"
+                "  state:\n"
+                "    terminated:\n"
+                "      exitCode: 0\n"
+                "      reason: Completed\n"
+                "      startedAt: {{ $now | Quote }}\n"
+                "      finishedAt: {{ $now | Quote }}\n"
+                "{{ end }}\n"
+                "phase: Succeeded\n"
+            )
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A group of identical simulated nodes."""
+
+    name: str
+    count: int
+    cpu: str = "32"
+    memory: str = "128Gi"
+    pods: int = 110
+    gpus: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+    def node_names(self, cluster: str) -> list[str]:
+        return [f"{cluster}-{self.name}-{i}" for i in range(self.count)]
+
+
+H100_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+DEFAULT_POOLS: tuple[NodePool, ...] = (
+    NodePool("cpu", 2, cpu="16", memory="64Gi"),
+    NodePool(
+        "gpu-h100",
+        2,
+        cpu="96",
+        memory="1024Gi",
+        gpus=8,
+        labels={GPU_PRODUCT_LABEL: H100_PRODUCT, "nvidia.com/gpu.count": "8", "nvidia.com/gpu.present": "true"},
+        taints=(Taint(GPU_RESOURCE, "", "NoSchedule"),),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every listener of one local cluster, all inside the reserved range."""
+
+    apiserver: int
+    etcd: int
+    etcd_peer: int
+    controller_manager: int
+    scheduler: int
+    kwok_controller: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        if not (PORT_MIN <= base and base + PORT_BLOCK - 1 <= PORT_MAX and (base - PORT_MIN) % PORT_BLOCK == 0):
+            raise LlmopsError(
+                f"port base {base} is outside {PORT_MIN}-{PORT_MAX} or not a multiple of {PORT_BLOCK} "
+                f"above {PORT_MIN}; pick one of {', '.join(str(b) for b in range(PORT_MIN, PORT_MAX, PORT_BLOCK))}"
+            )
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
+
+    def all(self) -> list[int]:
+        return [self.apiserver, self.etcd, self.etcd_peer, self.controller_manager, self.scheduler, self.kwok_controller]
+
+
+# ---------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------
+
+
+def clusters_root() -> Path:
+    return paths.cache_root() / "clusters"
+
+
+def cluster_dir(name: str = DEFAULT_NAME) -> Path:
+    return clusters_root() / name
+
+
+def kubeconfig_path(name: str = DEFAULT_NAME) -> Path:
+    """Where ``up`` writes the kubeconfig of cluster NAME (printed by ``up`` and ``status``)."""
+    return cluster_dir(name) / "kubeconfig"
+
+
+def _kwok_workdir(name: str) -> Path:
+    return cluster_dir(name) / "kwok"
+
+
+def _provider_file(name: str) -> Path:
+    return cluster_dir(name) / "provider"
+
+
+# ---------------------------------------------------------------------------
+# Manifests we generate
+# ---------------------------------------------------------------------------
+
+
+def node_manifests(pools: Sequence[NodePool], cluster: str = DEFAULT_NAME) -> list[dict[str, Any]]:
+    """Node objects for kwok: the annotation hands them to the kwok controller."""
+    nodes: list[dict[str, Any]] = []
+    for pool in pools:
+        capacity: dict[str, str] = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
+        if pool.gpus:
+            capacity[GPU_RESOURCE] = str(pool.gpus)
+        for node_name in pool.node_names(cluster):
+            nodes.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": node_name,
+                        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                        "labels": {
+                            "kubernetes.io/hostname": node_name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "kubernetes.io/role": "agent",
+                            "node-role.kubernetes.io/agent": "",
+                            "type": "kwok",
+                            POOL_LABEL: pool.name,
+                            **pool.labels,
+                        },
+                    },
+                    "spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]},
+                    "status": {
+                        "capacity": dict(capacity),
+                        "allocatable": dict(capacity),
+                        "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "fake"},
+                    },
+                }
+            )
+    return nodes
+
+
+def default_stages() -> list[dict[str, Any]]:
+    """kwok's own default Stages, read from the pinned kwok module (not copied into this repo)."""
+    spec = tools.load_specs()["kwok"]
+    root = tools.go_module_dir(KWOK_VERSION_MODULE, spec.version)
+    stages: list[dict[str, Any]] = []
+    for rel in DEFAULT_STAGE_FILES:
+        path = root / rel
+        if not path.exists():
+            raise ToolError(f"{path} is missing: kwok {spec.version} moved its default stages; update DEFAULT_STAGE_FILES")
+        stages.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return stages
+
+
+def kwokctl_config(ports: Ports, stages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kwokctl --config documents: options (binaries, ports, loopback) plus every Stage."""
+    binaries = {
+        "etcdBinary": tools.require("etcd"),
+        "kubeApiserverBinary": tools.require("kube-apiserver"),
+        "kubeControllerManagerBinary": tools.require("kube-controller-manager"),
+        "kubeSchedulerBinary": tools.require("kube-scheduler"),
+        "kwokControllerBinary": tools.require("kwok"),
+        "kubectlBinary": tools.require("kubectl"),
+    }
+    options: dict[str, Any] = {
+        "runtime": "binary",
+        "bindAddress": "127.0.0.1",
+        "kubeApiserverPort": ports.apiserver,
+        "etcdPort": ports.etcd,
+        "etcdPeerPort": ports.etcd_peer,
+        "kubeControllerManagerPort": ports.controller_manager,
+        "kubeSchedulerPort": ports.scheduler,
+        "kwokControllerPort": ports.kwok_controller,
+        "kubeAdmission": True,
+        "kubeAuthorization": True,
+        "quietPull": True,
+        **{k: str(v.resolve()) for k, v in binaries.items()},
+    }
+    config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+    return [config, *stages]
+
+
+# ---------------------------------------------------------------------------
+# Running things
+# ---------------------------------------------------------------------------
+
+
+def _env(name: str) -> dict[str, str]:
+    return tools.tool_env({"KWOK_WORKDIR": str(_kwok_workdir(name)), "KUBECONFIG": str(kubeconfig_path(name))})
+
+
+def _run(argv: Sequence[str], name: str, *, input_text: str | None = None, timeout: float = 120) -> str:
+    proc = subprocess.run(
+        list(argv), env=_env(name), input=input_text, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise LlmopsError(f"`{' '.join(argv[:4])} ...` failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def kubectl(name: str, *args: str, input_text: str | None = None, timeout: float = 120) -> str:
+    """Run the pinned kubectl against cluster NAME and return stdout."""
+    return _run([str(tools.require("kubectl")), "--kubeconfig", str(kubeconfig_path(name)), *args], name,
+                input_text=input_text, timeout=timeout)
+
+
+def docker_available() -> bool:
+    """True only when a Docker *engine* answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _wait(what: str, timeout: float, probe: Any, interval: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return
+        except (LlmopsError, subprocess.TimeoutExpired) as exc:
+            last = str(exc)
+        time.sleep(interval)
+    raise LlmopsError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"; last error: {last}" if last else ""))
+
+
+def api_ready(name: str = DEFAULT_NAME) -> bool:
+    if not kubeconfig_path(name).exists():
+        return False
+    try:
+        return kubectl(name, "get", "--raw", "/readyz", timeout=10).strip() == "ok"
+    except (LlmopsError, subprocess.TimeoutExpired):
+        return False
+
+
+def _pids(name: str) -> dict[str, int]:
+    """Component -> pid of a local cluster's processes, from kwokctl's pid files."""
+    out: dict[str, int] = {}
+    for pid_file in sorted((_kwok_workdir(name) / "clusters" / name / "pids").glob("*.pid")):
+        try:
+            out[pid_file.stem] = int(pid_file.read_text().strip())
+        except ValueError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------
+# up / down / status
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ClusterInfo:
+    name: str
+    provider: str
+    kubeconfig: Path
+    server_version: str = ""
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    processes: dict[str, bool] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_provider(provider: str | None) -> str:
+    if provider in (None, "auto"):
+        return "kind" if docker_available() else "local"
+    if provider not in PROVIDERS:
+        raise LlmopsError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    if provider == "kind" and not docker_available():
+        raise LlmopsError("provider kind needs a Docker engine (`docker info` failed); use --provider local")
+    return provider
+
+
+def up(
+    name: str = DEFAULT_NAME,
+    provider: str | None = "local",
+    *,
+    pools: Sequence[NodePool] = DEFAULT_POOLS,
+    port_base: int = PORT_MIN,
+    install_crds: bool = True,
+    progress: Any = None,
+) -> ClusterInfo:
+    """Start cluster NAME (or reuse it when its API already answers) and return its description."""
+    say = progress or (lambda _msg: None)
+    provider = resolve_provider(provider)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    if api_ready(name):
+        say(f"cluster {name} is already up; reusing it")
+    else:
+        if cluster_dir(name).exists():
+            say(f"removing the leftovers of a stopped cluster {name}")
+            down(name)
+        cluster_dir(name).mkdir(parents=True)
+        _provider_file(name).write_text(provider)
+        try:
+            if provider == "local":
+                _up_local(name, Ports.from_base(port_base), say)
+            else:
+                _up_kind(name, say)
+            timings["control_plane_s"] = time.monotonic() - started
+            mark = time.monotonic()
+            _wait("the API server /readyz", API_READY_TIMEOUT_S, lambda: api_ready(name))
+            timings["api_ready_s"] = time.monotonic() - mark
+            mark = time.monotonic()
+            _add_nodes(name, provider, pools)
+            timings["nodes_ready_s"] = time.monotonic() - mark
+            if install_crds:
+                mark = time.monotonic()
+                count = _install_crds(name)
+                timings["crds_s"] = time.monotonic() - mark
+                say(f"installed {count} pinned CRDs")
+        except BaseException:
+            say(f"cluster {name} failed to come up; cleaning up (logs kept only in the error)")
+            logs = _log_tail(name)
+            down(name)
+            if logs:
+                say(logs)
+            raise
+    timings["total_s"] = time.monotonic() - started
+    info = status(name)
+    info.timings = timings
+    return info
+
+
+def _up_local(name: str, ports: Ports, say: Any) -> None:
+    busy = [p for p in ports.all() if _port_busy(p)]
+    if busy:
+        raise LlmopsError(
+            f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use; stop what holds them "
+            f"(`llmops cluster down --name ...`) or pass --port-base"
+        )
+    config = kwokctl_config(ports, [*default_stages(), HELM_TEST_STAGE])
+    config_file = cluster_dir(name) / "kwokctl.yaml"
+    config_file.write_text(yaml.safe_dump_all(config, sort_keys=False))
+    kubeconfig_path(name).touch()
+    say(f"starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok on 127.0.0.1:{ports.apiserver}-{ports.kwok_controller}")
+    _run(
+        [
+            str(tools.require("kwokctl")),
+            "--name", name,
+            "--config", str(config_file),
+            "create", "cluster",
+            "--kubeconfig", str(kubeconfig_path(name)),
+            "--timeout", "120s",
+            "--wait", "0s",
+        ],
+        name,
+        timeout=180,
+    )
+
+
+def _up_kind(name: str, say: Any) -> None:  # pragma: no cover - needs a Docker engine
+    kind = shutil.which("kind") or str(paths.tool_path("kind"))
+    if not Path(kind).exists():
+        raise ToolError("provider kind needs the `kind` binary on PATH (https://kind.sigs.k8s.io)")
+    workers = sum(p.count for p in DEFAULT_POOLS)
+    config = {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "networking": {"apiServerAddress": "127.0.0.1", "apiServerPort": PORT_MIN},
+        "nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * workers,
+    }
+    config_file = cluster_dir(name) / "kind.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    say(f"creating kind cluster {name} with {workers} workers")
+    _run([kind, "create", "cluster", "--name", name, "--config", str(config_file),
+          "--kubeconfig", str(kubeconfig_path(name)), "--wait", "120s"], name, timeout=600)
+
+
+def _add_nodes(name: str, provider: str, pools: Sequence[NodePool]) -> None:
+    if provider == "local":
+        docs = node_manifests(pools, name)
+        kubectl(name, "apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
+        names = [d["metadata"]["name"] for d in docs]
+    else:  # pragma: no cover - needs a Docker engine
+        names = _label_kind_workers(name, pools)
+
+    def ready() -> bool:
+        out = json.loads(kubectl(name, "get", "nodes", "-o", "json"))
+        ok = {
+            n["metadata"]["name"]
+            for n in out["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+        }
+        return set(names) <= ok
+
+    _wait(f"{len(names)} nodes Ready", NODES_READY_TIMEOUT_S, ready)
+
+
+def _label_kind_workers(name: str, pools: Sequence[NodePool]) -> list[str]:  # pragma: no cover - needs Docker
+    """Give kind's workers the pools' labels, taints and extended resources (status capacity patch)."""
+    workers = sorted(
+        n["metadata"]["name"]
+        for n in json.loads(kubectl(name, "get", "nodes", "-o", "json"))["items"]
+        if "node-role.kubernetes.io/control-plane" not in n["metadata"].get("labels", {})
+    )
+    it = iter(workers)
+    for pool in pools:
+        for _ in range(pool.count):
+            node = next(it)
+            labels = [f"{k}={v}" for k, v in {POOL_LABEL: pool.name, **pool.labels}.items()]
+            kubectl(name, "label", "node", node, "--overwrite", *labels)
+            for t in pool.taints:
+                kubectl(name, "taint", "node", node, f"{t.key}={t.value}:{t.effect}", "--overwrite")
+            if pool.gpus:
+                patch = [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": str(pool.gpus)}]
+                kubectl(name, "patch", "node", node, "--subresource=status", "--type=json", "-p", json.dumps(patch))
+    return workers
+
+
+def crd_files() -> list[Path]:
+    """The pinned operator CRDs (KEDA, prometheus-operator, cert-manager, GPU Operator, ...)."""
+    from llmops import crds  # the concerns engineer's pins: [tool.llmops.crds.*]
+
+    return crds.crd_files()
+
+
+def _install_crds(name: str) -> int:
+    files = crd_files()
+    # Server-side apply: prometheus-operator's CRDs exceed the annotation size
+    # that client-side apply needs for last-applied-configuration.
+    argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-cluster"]
+    for f in files:
+        argv += ["-f", str(f)]
+    kubectl(name, *argv, timeout=180)
+    kubectl(name, "wait", "--for", "condition=Established", "crd", "--all",
+            f"--timeout={CRDS_ESTABLISHED_TIMEOUT_S:.0f}s", timeout=CRDS_ESTABLISHED_TIMEOUT_S + 10)
+    return len(files)
+
+
+def _port_busy(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _log_tail(name: str, lines: int = 10) -> str:
+    out = []
+    for log in sorted((_kwok_workdir(name) / "clusters" / name / "logs").glob("*.log")):
+        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+        if text:
+            out.append(f"--- {log.name}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
+def down(name: str = DEFAULT_NAME) -> list[str]:
+    """Stop cluster NAME and remove every file of it. Returns what had to be force-killed."""
+    cdir = cluster_dir(name)
+    if not cdir.exists():
+        return []
+    provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
+    pids = _pids(name)
+    killed: list[str] = []
+    if provider == "kind":  # pragma: no cover - needs Docker
+        kind = shutil.which("kind") or str(paths.tool_path("kind"))
+        subprocess.run([kind, "delete", "cluster", "--name", name], env=_env(name), capture_output=True, check=False)
+    elif (_kwok_workdir(name) / "clusters" / name).exists():
+        subprocess.run(
+            [str(tools.require("kwokctl")), "--name", name, "delete", "cluster", "--kubeconfig", str(kubeconfig_path(name))],
+            env=_env(name), capture_output=True, text=True, timeout=120, check=False,
+        )
+    # kwokctl stops components with SIGINT and moves on; make sure nothing survives.
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for component, pid in pids.items():
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(component)
+    shutil.rmtree(cdir, ignore_errors=True)
+    if clusters_root().exists() and not any(clusters_root().iterdir()):
+        clusters_root().rmdir()
+    return killed
+
+
+def leftovers(name: str = DEFAULT_NAME, pids: dict[str, int] | None = None) -> list[str]:
+    """What a stopped cluster left behind (files, live processes, listening ports); empty when clean."""
+    found = []
+    if cluster_dir(name).exists():
+        found.append(f"folder {cluster_dir(name)}")
+    found += [f"process {c} (pid {p})" for c, p in (pids or {}).items() if _alive(p)]
+    return found
+
+
+def status(name: str = DEFAULT_NAME) -> ClusterInfo:
+    provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
+    info = ClusterInfo(name, provider, kubeconfig_path(name))
+    info.processes = {c: _alive(p) for c, p in _pids(name).items()}
+    if not api_ready(name):
+        return info
+    version = json.loads(kubectl(name, "version", "-o", "json", timeout=10))
+    info.server_version = version.get("serverVersion", {}).get("gitVersion", "")
+    for node in json.loads(kubectl(name, "get", "nodes", "-o", "json"))["items"]:
+        meta, st = node["metadata"], node.get("status", {})
+        info.nodes.append(
+            {
+                "name": meta["name"],
+                "pool": meta.get("labels", {}).get(POOL_LABEL, ""),
+                "ready": any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", [])),
+                "cpu": st.get("allocatable", {}).get("cpu", ""),
+                "gpus": st.get("allocatable", {}).get(GPU_RESOURCE, "0"),
+                "taints": [f"{t['key']}:{t['effect']}" for t in node.get("spec", {}).get("taints", []) or []],
+            }
+        )
+    return info
+
+
+def pids(name: str = DEFAULT_NAME) -> dict[str, int]:
+    """Component -> pid of a running local cluster (for leftover checks)."""
+    return _pids(name)
+
+
+# ---------------------------------------------------------------------------
+# One cluster shared by several processes (pytest-xdist workers, tiers)
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _lock(name: str) -> Iterator[None]:
+    lock_dir = paths.cache_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"cluster-{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared(name: str = DEFAULT_NAME, provider: str | None = "local", progress: Any = None) -> Iterator[ClusterInfo]:
+    """Use cluster NAME from several processes at once; the last user out stops it.
+
+    A cluster that was already up before the first user arrived (e.g. from
+    `llmops cluster up`) is left running. Users register as files named by
+    pid, so a crashed user does not keep the cluster alive forever.
+    """
+    users = paths.cache_root() / "locks" / f"cluster-{name}.users"
+    me = users / str(os.getpid())
+    with _lock(name):
+        users.mkdir(parents=True, exist_ok=True)
+        for f in users.iterdir():
+            if f.name.isdigit() and f.name != str(os.getpid()) and not _alive(int(f.name)):
+                f.unlink()  # a crashed user
+        first = not any(f.name.isdigit() for f in users.iterdir())
+        owned_marker = users / "owned"
+        if first and not api_ready(name):
+            owned_marker.touch()
+        info = up(name, provider, progress=progress)
+        me.touch()
+    try:
+        yield info
+    finally:
+        with _lock(name):
+            me.unlink(missing_ok=True)
+            if not any(f.name.isdigit() for f in users.iterdir()):
+                if owned_marker.exists():
+                    down(name)
+                shutil.rmtree(users, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# `llmops demo` step
+# ---------------------------------------------------------------------------
+
+
+def demo_step(args: argparse.Namespace) -> str:
+    """Start (or reuse) the local cluster; the release step installs into it."""
+    name = getattr(args, "cluster", DEFAULT_NAME) or DEFAULT_NAME
+    info = up(name, getattr(args, "provider", None) or "auto", progress=lambda m: print(f"  {m}", flush=True))
+    gpus = sum(int(n["gpus"]) for n in info.nodes)
+    return (
+        f"({info.provider}, Kubernetes {info.server_version}, {len(info.nodes)} nodes, {gpus} GPUs; "
+        f"KUBECONFIG={info.kubeconfig})"
+    )

@@ -1,0 +1,107 @@
+"""Cluster and release helpers that need no running cluster: nodes, stages, ports, helm arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops import cluster, release
+from llmops.cli import build_parser
+from llmops.errors import LlmopsError
+
+
+def _node(nodes: list[dict], name: str) -> dict:
+    return next(n for n in nodes if n["metadata"]["name"] == name)
+
+
+def test_default_pools_give_two_h100_nodes_with_eight_gpus_each_and_the_gpu_taint() -> None:
+    nodes = cluster.node_manifests(cluster.DEFAULT_POOLS, "c1")
+    gpu_nodes = [n for n in nodes if "nvidia.com/gpu" in n["status"]["allocatable"]]
+    assert len(gpu_nodes) == 2
+    for node in gpu_nodes:
+        assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert {"key": "nvidia.com/gpu", "value": "", "effect": "NoSchedule"} in node["spec"]["taints"]
+
+
+def test_cpu_pool_nodes_have_no_gpu_capacity_and_no_taints() -> None:
+    nodes = cluster.node_manifests(cluster.DEFAULT_POOLS, "c1")
+    cpu_nodes = [n for n in nodes if n["metadata"]["labels"][cluster.POOL_LABEL] == "cpu"]
+    assert cpu_nodes
+    for node in cpu_nodes:
+        assert "nvidia.com/gpu" not in node["status"]["capacity"]
+        assert node["spec"]["taints"] == []
+
+
+def test_every_node_is_handed_to_kwok_by_annotation_and_named_after_cluster_and_pool() -> None:
+    pools = (cluster.NodePool("a", 1), cluster.NodePool("b", 2, gpus=4))
+    nodes = cluster.node_manifests(pools, "demo")
+    assert [n["metadata"]["name"] for n in nodes] == ["demo-a-0", "demo-b-0", "demo-b-1"]
+    assert all(n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
+    assert _node(nodes, "demo-b-1")["status"]["capacity"]["nvidia.com/gpu"] == "4"
+
+
+@pytest.mark.parametrize("base", [16000, 16010, 16090])
+def test_ports_from_a_valid_base_stay_inside_the_reserved_range(base: int) -> None:
+    ports = cluster.Ports.from_base(base)
+    assert all(16000 <= p <= 16099 for p in ports.all())
+    assert len(set(ports.all())) == len(ports.all())
+
+
+@pytest.mark.parametrize("base", [15990, 16005, 16100, 32000])
+def test_ports_from_a_base_outside_the_range_or_block_is_refused(base: int) -> None:
+    with pytest.raises(LlmopsError, match="port base"):
+        cluster.Ports.from_base(base)
+
+
+def test_helm_test_stage_completes_only_running_helm_test_hook_pods() -> None:
+    exprs = cluster.HELM_TEST_STAGE["spec"]["selector"]["matchExpressions"]
+    by_key = {e["key"]: e for e in exprs}
+    assert by_key['.metadata.annotations["helm.sh/hook"]']["values"] == ["test", "test-success"]
+    assert by_key[".status.phase"]["values"] == ["Running"]
+    assert "phase: Succeeded" in cluster.HELM_TEST_STAGE["spec"]["next"]["statusTemplate"]
+
+
+def test_default_stages_come_from_the_pinned_kwok_module_and_cover_nodes_and_pods() -> None:
+    stages = cluster.default_stages()
+    names = {s["metadata"]["name"] for s in stages}
+    assert {"node-initialize", "pod-ready", "pod-complete", "pod-delete"} <= names
+    assert all(s["kind"] == "Stage" for s in stages)
+    assert cluster.HELM_TEST_STAGE["metadata"]["name"] not in names
+
+
+def test_kubeconfig_lives_in_the_cache_not_in_the_users_home_kube_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path))
+    assert cluster.kubeconfig_path("x") == tmp_path / "clusters" / "x" / "kubeconfig"
+
+
+def test_down_of_a_cluster_that_never_existed_is_a_no_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path))
+    assert cluster.down("never") == []
+    assert cluster.leftovers("never") == []
+
+
+def test_psa_labels_enforce_warn_and_audit_restricted() -> None:
+    labels = release.psa_labels()
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_set_values_become_typed_set_json_flags_per_leaf() -> None:
+    args = release._values_args(["a.yaml"], {"vllm": {"replicas": 2, "strategy": {"type": "Recreate"}}, "x": [1]})
+    assert args == [
+        "--values", "a.yaml",
+        "--set-json", "vllm.replicas=2",
+        "--set-json", 'vllm.strategy.type="Recreate"',
+        "--set-json", "x=[1]",
+    ]
+
+
+def test_cluster_and_status_subcommands_are_registered() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["cluster", "up", "--name", "t", "--port-base", "16010"])
+    assert (args.name, args.port_base, args.provider) == ("t", 16010, "local")
+    args = parser.parse_args(["status", "-n", "serving"])
+    assert args.namespace == "serving"
