@@ -41,10 +41,14 @@ def test_p50_ttft_and_itl_within_10_percent_of_configured(simulator: endpoints.S
     assert s["failed"] == 0 and s["completed"] >= 20
     assert s["median_ttft_ms"] == pytest.approx(ttft_ms, rel=0.10)
     assert s["median_itl_ms"] == pytest.approx(itl_ms, rel=0.10)
-    assert s["median_tpot_ms"] == pytest.approx(itl_ms, rel=0.10)
     # usage accounting: every request produced exactly max_tokens (ignore_eos) and reported it
     assert s["total_output_tokens"] == 20 * s["completed"]
-    assert s["median_e2el_ms"] == pytest.approx(ttft_ms + 19 * itl_ms, rel=0.10)
+    # e2el runs to [DONE]: the simulator paces the finish and usage chunks too, so
+    # e2el (and TPOT, derived from it as vllm bench serve does) sit a little above
+    # ttft + 19 x itl, never below it.
+    floor = ttft_ms + 19 * itl_ms
+    assert floor <= s["median_e2el_ms"] <= floor * 1.2
+    assert itl_ms <= s["median_tpot_ms"] <= itl_ms * 1.25
 
 
 def test_non_streamed_completions_count_tokens_and_end_to_end_latency(simulator: endpoints.Simulator, tmp_path: Path) -> None:
@@ -57,7 +61,8 @@ def test_non_streamed_completions_count_tokens_and_end_to_end_latency(simulator:
     ttft_ms, itl_ms = simulator.config.ttft_ms, simulator.config.itl_ms
     assert s["failed"] == 0 and s["completed"] > 0
     assert s["total_output_tokens"] == 20 * s["completed"]
-    assert s["median_e2el_ms"] == pytest.approx(ttft_ms + 19 * itl_ms, rel=0.10)
+    floor = ttft_ms + 19 * itl_ms
+    assert floor <= s["median_e2el_ms"] <= floor * 1.2
     assert s["median_ttft_ms"] != s["median_ttft_ms"]  # NaN: no TTFT without streaming
 
 
