@@ -1,0 +1,210 @@
+"""Engine-argument conformance: what the chart renders is what vLLM's own parser accepts.
+
+The chart turns typed values (``gpuMemoryUtilization: 0.9``) into flags
+(``--gpu-memory-utilization 0.9``). This module works the other way round,
+independently of the templates: it merges the values files the way Helm does,
+resolves each model over ``modelDefaults``, and says which parsed vLLM option
+each typed value must arrive at (``OPTIONS``). When vLLM rejects an argument
+list, :func:`locate` names the values path that produced the bad flag, so an
+``extraArgs`` typo is reported as ``vllm.models[0].extraArgs[1]`` rather than
+as a line of argparse output.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops import paths
+from llmops.render import Manifest
+
+
+@dataclass(frozen=True)
+class Option:
+    """One typed model value and the vLLM option (argparse dest) it must reach."""
+
+    key: str  # values key, relative to the model ("dtype") or to the chart ("shutdown.drainSeconds")
+    dest: str  # argparse dest in vLLM's namespace
+    scope: str = "model"  # "model": modelDefaults + models[i]; "chart": the vllm values root
+    convert: Callable[[Any], Any] = lambda v: v
+    only_if: Callable[[Mapping[str, Any]], bool] = lambda model: True
+
+
+def _gpu(model: Mapping[str, Any]) -> bool:
+    return int((model.get("gpu") or {}).get("count") or 0) > 0
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("servedModelName", "served_model_name", convert=lambda v: [str(v)]),
+    Option("dtype", "dtype", convert=str),
+    Option("loadFormat", "load_format", convert=str),
+    Option("kvCacheDtype", "kv_cache_dtype", convert=str),
+    Option("tensorParallelSize", "tensor_parallel_size", convert=int),
+    # vLLM reserves GPU memory only on GPUs; the chart omits the flag on CPU.
+    Option("gpuMemoryUtilization", "gpu_memory_utilization", convert=float, only_if=_gpu),
+    Option("maxModelLen", "max_model_len", convert=int),
+    Option("maxNumSeqs", "max_num_seqs", convert=int),
+    Option("maxNumBatchedTokens", "max_num_batched_tokens", convert=int),
+    Option("quantization", "quantization", convert=str),
+    Option("enablePrefixCaching", "enable_prefix_caching", convert=bool),
+    Option("enableChunkedPrefill", "enable_chunked_prefill", convert=bool),
+    Option("maxLoraRank", "max_lora_rank", convert=int, only_if=lambda m: bool(m.get("loraAdapters"))),
+    Option("service.port", "port", scope="chart", convert=int),
+    Option("shutdown.drainSeconds", "shutdown_timeout", scope="chart", convert=int),
+    Option("tracing.otlpEndpoint", "otlp_traces_endpoint", scope="chart", convert=str),
+)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's values merge: maps merge key by key, anything else (lists too) replaces; null deletes."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    return data if isinstance(data, dict) else {}
+
+
+def vllm_values(values_files: Sequence[str | Path] = (), overlay: Mapping[str, Any] | None = None,
+                umbrella: str = "llmops-stack") -> dict[str, Any]:
+    """The effective ``vllm`` values of the umbrella: subchart defaults < umbrella defaults < files < overlay."""
+    merged = _load(paths.CHARTS_DIR / "vllm" / "values.yaml")
+    layers = [_load(paths.CHARTS_DIR / umbrella / "values.yaml")]
+    layers += [_load(Path(f)) for f in values_files]
+    layers += [dict(overlay or {})]
+    for layer in layers:
+        merged = deep_merge(merged, layer.get("vllm") or {})
+    return merged
+
+
+def resolved_models(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each model entry over ``modelDefaults`` (nested maps merge one level, as the chart documents)."""
+    out = []
+    for entry in values.get("models") or []:
+        model = copy.deepcopy(dict(values.get("modelDefaults") or {}))
+        for key, value in entry.items():
+            if isinstance(value, Mapping) and isinstance(model.get(key), Mapping):
+                model[key] = {**model[key], **value}
+            else:
+                model[key] = copy.deepcopy(value)
+        model.setdefault("servedModelName", model.get("name"))
+        if model.get("servedModelName") in (None, ""):
+            model["servedModelName"] = model.get("name")
+        out.append(model)
+    return out
+
+
+def _dig(data: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = data
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+@dataclass(frozen=True)
+class Expectation:
+    dest: str
+    value: Any
+    values_path: str
+
+
+def expectations(values: Mapping[str, Any], index: int) -> list[Expectation]:
+    """The options the typed values of model ``index`` must set, with where each value is defined."""
+    model = resolved_models(values)[index]
+    entry = (values.get("models") or [])[index]
+    out = []
+    for opt in OPTIONS:
+        if opt.scope == "chart":
+            raw, where = _dig(values, opt.key), f"vllm.{opt.key}"
+        else:
+            raw = _dig(model, opt.key)
+            where = f"vllm.models[{index}].{opt.key}" if _dig(entry, opt.key) is not None else f"vllm.modelDefaults.{opt.key}"
+        if raw is None or raw == "" or not opt.only_if(model):
+            continue
+        out.append(Expectation(opt.dest, opt.convert(raw), where))
+    return out
+
+
+def engine_args(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
+    """Model name -> args of the ``engine`` container of its Deployment (engine pods of the vllm chart)."""
+    out: dict[str, list[str]] = {}
+    for m in manifests:
+        if m.kind != "Deployment":
+            continue
+        labels = m.obj.get("metadata", {}).get("labels", {}) or {}
+        if labels.get("app.kubernetes.io/component") != "engine" or labels.get("app.kubernetes.io/name") != "vllm":
+            continue
+        for c in m.obj["spec"]["template"]["spec"]["containers"]:
+            if c.get("name") == "engine":
+                out[str(labels.get("llmops.io/model"))] = [str(a) for a in c.get("args", [])]
+    return out
+
+
+def parser_argv(command: Sequence[str], args: Sequence[str]) -> list[str]:
+    """The argv vLLM's server parser sees: ``vllm serve`` is the CLI's subcommand, not an option."""
+    cmd = list(command)
+    if cmd[:2] == ["vllm", "serve"]:
+        cmd = cmd[2:]
+    return [*cmd, *args]
+
+
+_UNRECOGNIZED = re.compile(r"unrecognized arguments?: (.*)$", re.MULTILINE)
+_INVALID = re.compile(r"argument ([^:]+): (.*)$", re.MULTILINE)
+
+
+def rejected_tokens(error: str) -> list[str]:
+    """The argument tokens vLLM's parser error names (unknown flags or the flag with a bad value)."""
+    found = []
+    for match in _UNRECOGNIZED.finditer(error):
+        found += match.group(1).split()
+    for match in _INVALID.finditer(error):
+        # "argument --max-num-seqs/-n: ..." names every alias; the first is the one we render.
+        first = match.group(1).split("/")[0]
+        if first.startswith("-"):
+            found.append(first)
+    return found
+
+
+def _flag(token: str) -> str:
+    return token.split("=", 1)[0]
+
+
+def locate(error: str, values: Mapping[str, Any], index: int) -> list[str]:
+    """Values paths that produced the tokens vLLM rejected for model ``index``.
+
+    ``extraArgs`` entries are matched literally (flag name, ``=value`` too);
+    typed values are matched through ``OPTIONS`` by their flag spelling.
+    """
+    tokens = rejected_tokens(error)
+    model = resolved_models(values)[index]
+    entry = (values.get("models") or [])[index]
+    extra_base = f"vllm.models[{index}].extraArgs" if "extraArgs" in entry else "vllm.modelDefaults.extraArgs"
+    paths_found: list[str] = []
+    for token in tokens:
+        for j, arg in enumerate(model.get("extraArgs") or []):
+            if str(arg) == token or _flag(str(arg)) == _flag(token):
+                paths_found.append(f"{extra_base}[{j}]")
+                break
+        else:
+            dest = _flag(token).lstrip("-").replace("-", "_").removeprefix("no_")
+            for exp in expectations(values, index):
+                if exp.dest == dest:
+                    paths_found.append(exp.values_path)
+                    break
+    return list(dict.fromkeys(paths_found))

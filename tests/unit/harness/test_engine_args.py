@@ -1,0 +1,101 @@
+"""llmops.engine_args and the engine helpers that need no engine venv: merging, expectations, locating errors."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from llmops import engine, engine_args, paths
+
+LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"
+
+
+def test_deep_merge_merges_maps_replaces_lists_and_null_deletes() -> None:
+    base = {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}
+    over = {"a": {"y": 20, "z": 30}, "l": [9], "gone": None}
+    assert engine_args.deep_merge(base, over) == {"a": {"x": 1, "y": 20, "z": 30}, "l": [9]}
+    assert base == {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}, "inputs must not be mutated"
+
+
+def test_model_entry_overrides_model_defaults_and_nested_maps_merge_one_level() -> None:
+    values = {
+        "modelDefaults": {"dtype": "auto", "gpu": {"count": 0, "product": ""}, "extraArgs": ["--a"]},
+        "models": [{"name": "m", "gpu": {"count": 2}, "extraArgs": ["--b"]}],
+    }
+    (model,) = engine_args.resolved_models(values)
+    assert model["gpu"] == {"count": 2, "product": ""}
+    assert model["extraArgs"] == ["--b"]
+    assert model["servedModelName"] == "m", "servedModelName defaults to the model name"
+
+
+def test_local_vllm_expectations_come_from_the_file_and_name_their_values_path() -> None:
+    values = engine_args.vllm_values([LOCAL_VLLM])
+    got = {e.dest: (e.value, e.values_path) for e in engine_args.expectations(values, 0)}
+    assert got["dtype"] == ("float32", "vllm.modelDefaults.dtype")
+    assert got["max_model_len"] == (512, "vllm.modelDefaults.maxModelLen")
+    assert got["served_model_name"] == (["tiny-llm"], "vllm.models[0].servedModelName")
+    assert "gpu_memory_utilization" not in got, "no GPU: the chart must not pass --gpu-memory-utilization"
+
+
+def test_gpu_memory_utilization_is_expected_only_with_gpus() -> None:
+    overlay = {"vllm": {"modelDefaults": {"gpu": {"count": 1}, "gpuMemoryUtilization": 0.85}}}
+    values = engine_args.vllm_values([LOCAL_VLLM], overlay)
+    got = {e.dest: e.value for e in engine_args.expectations(values, 0)}
+    assert got["gpu_memory_utilization"] == 0.85 and isinstance(got["gpu_memory_utilization"], float)
+
+
+@pytest.mark.parametrize(
+    ("error", "tokens"),
+    [
+        ("prog: error: unrecognized arguments: --gpu-memory-utilisation 0.5", ["--gpu-memory-utilisation", "0.5"]),
+        ("prog: error: argument --kv-cache-dtype: invalid choice: 'fp9' (choose from ...)", ["--kv-cache-dtype"]),
+        ("prog: error: argument --max-num-seqs/-n: invalid int value: 'x'", ["--max-num-seqs"]),
+    ],
+)
+def test_rejected_tokens_reads_argparse_errors(error: str, tokens: list[str]) -> None:
+    assert engine_args.rejected_tokens(error) == tokens
+
+
+def test_locate_names_the_extra_args_entry_of_the_model_that_set_it() -> None:
+    values = {"modelDefaults": {"extraArgs": ["--ok"]}, "models": [{"name": "a"}, {"name": "b", "extraArgs": ["--x", "1", "--typo=3"]}]}
+    error = "error: unrecognized arguments: --typo=3"
+    assert engine_args.locate(error, values, 1) == ["vllm.models[1].extraArgs[2]"]
+    assert engine_args.locate("error: unrecognized arguments: --ok", values, 0) == ["vllm.modelDefaults.extraArgs[0]"]
+
+
+def test_locate_maps_a_typed_flag_back_to_its_value() -> None:
+    values = {"modelDefaults": {"kvCacheDtype": "fp9"}, "models": [{"name": "a"}]}
+    error = "error: argument --kv-cache-dtype: invalid choice: 'fp9'"
+    assert engine_args.locate(error, values, 0) == ["vllm.modelDefaults.kvCacheDtype"]
+
+
+def test_parser_argv_drops_the_vllm_serve_subcommand_only() -> None:
+    assert engine_args.parser_argv(["vllm", "serve"], ["--model", "m"]) == ["--model", "m"]
+    assert engine_args.parser_argv(["python3", "-m", "x"], ["--a"]) == ["python3", "-m", "x", "--a"]
+
+
+def test_replace_option_rewrites_both_spellings_or_appends() -> None:
+    assert engine.replace_option(["--model", "/a", "--x"], "--model", "/b") == ["--model", "/b", "--x"]
+    assert engine.replace_option(["--model=/a"], "--model", "/b") == ["--model=/b"]
+    assert engine.replace_option(["--x"], "--host", "127.0.0.1") == ["--x", "--host", "127.0.0.1"]
+
+
+def test_metric_total_sums_matching_label_sets_only() -> None:
+    text = (
+        "# HELP vllm:generation_tokens_total x\n"
+        'vllm:generation_tokens_total{engine="0",model_name="a"} 10.0\n'
+        'vllm:generation_tokens_total{engine="1",model_name="a"} 5.0\n'
+        'vllm:generation_tokens_total{engine="0",model_name="b"} 7.0\n'
+        "vllm:generation_tokens_created 1.7e9\n"
+    )
+    assert engine.metric_total(text, "vllm:generation_tokens_total", model_name="a") == 15.0
+    assert engine.metric_total(text, "vllm:generation_tokens_total") == 22.0
+
+
+def test_free_port_skips_a_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert engine.free_port(range(port, port + 50)) != port
