@@ -84,12 +84,16 @@ def test_runtime_class_uses_the_toolkit_handler(render_chart) -> None:
 
 
 def test_dcgm_service_monitor_keeps_the_gpu_consumer_pod_labels(render_chart) -> None:
-    sm = _one(render_chart(CHART, set_values={"global": {"monitoring": {"prometheusLabels": {"release": "kps"}}}}), "ServiceMonitor")
+    sm = _one(render_chart(CHART, set_values={"global": {"monitoring": {"enabled": True, "prometheusLabels": {"release": "kps"}}}}), "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "kps"
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["gpu-operator"]}
     assert sm["spec"]["selector"]["matchLabels"] == {"app": "nvidia-dcgm-exporter"}
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["port"] == "gpu-metrics" and endpoint["honorLabels"] is True
+
+
+def test_dcgm_service_monitor_needs_monitoring_enabled(render_chart) -> None:
+    assert not render.find(render_chart(CHART), "ServiceMonitor")
 
 
 def test_priority_class_for_inference_is_not_the_global_default(render_chart) -> None:

@@ -126,6 +126,7 @@ def test_every_policy_is_named_for_its_purpose_and_documented(render_chart) -> N
         "llmops-netpol-allow-helm-test-to-engines",
         "llmops-netpol-allow-helm-test-egress",
         "llmops-netpol-allow-engine-model-download",
+        "llmops-netpol-allow-acme-http01-solver",
     }
     assert all(p["metadata"]["annotations"]["llmops.io/purpose"] for p in policies)
 
@@ -152,6 +153,14 @@ def test_engines_resolve_names_and_download_models_from_the_internet_but_not_pri
     assert not allowed(policies, ENGINE, INTERNET, 80)
     assert not allowed(policies, ENGINE, PRIVATE, 443)
     assert not allowed(policies, ENGINE, "169.254.169.254", 443)  # cloud metadata endpoint
+
+
+def test_ingress_controller_reaches_acme_solver_pods_only_on_the_solver_port(render_chart) -> None:
+    policies = _policies(render_chart)
+    solver = Pod({"acme.cert-manager.io/http01-solver": "true"}, ports={"http": 8089})
+    assert allowed(policies, NGINX, solver, 8089)
+    assert not allowed(policies, STRANGER, solver, 8089)
+    assert not allowed(policies, NGINX, ENGINE, 8089)
 
 
 def test_helm_test_pod_may_only_call_the_engines(render_chart) -> None:

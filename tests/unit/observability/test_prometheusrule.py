@@ -195,6 +195,11 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar_covering_the_issue_pa
     assert len({d["uid"] for d in dashboards.values()}) == 3
 
 
+def test_excluded_dashboard_is_not_rendered(render_chart) -> None:
+    names = {cm["metadata"]["name"] for cm in render.find(render_chart(CHART, set_values={"dashboards": {"exclude": ["gpu"]}}), "ConfigMap")}
+    assert names == {"llmops-observability-dashboard-serving", "llmops-observability-dashboard-autoscaling"}
+
+
 def test_disabling_monitor_and_dashboards_leaves_only_rules(render_chart) -> None:
     kinds = {m.kind for m in render_chart(CHART, set_values={"monitor": {"enabled": False}, "dashboards": {"enabled": False}})}
     assert kinds == {"PrometheusRule"}
