@@ -90,7 +90,9 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     proc = subprocess.run(
-        [str(tools.require(helm)), "dependency", "build", "--skip-refresh", str(chart)],
+        # `update`, not `build`: a Chart.lock left from before a dependency was
+        # added makes `build` fail ("out of sync"); all ours are file:// anyway.
+        [str(tools.require(helm)), "dependency", "update", "--skip-refresh", str(chart)],
         capture_output=True,
         text=True,
         env=tools.tool_env(),

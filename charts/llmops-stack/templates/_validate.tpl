@@ -17,6 +17,16 @@ an entry of vllm.models, or the settings would silently apply to nothing.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- $ing := .Values.ingress | default dict -}}
+{{- if $ing.enabled -}}
+{{- $names := list -}}
+{{- range $models -}}{{- $names = append $names (toString .name) -}}{{- end -}}
+{{- range $i, $r := ($ing.routes | default list) -}}
+{{- if and $r.model (not (has (toString $r.model) $names)) -}}
+{{- $p = print $p (printf "\ningress.routes[%d].model: no model named %q in vllm.models (have: %s)" $i (toString $r.model) (join ", " $names)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- include "common.validate.oneOf" (dict "path" "global.environment" "value" .Values.global.environment "allowed" (list "local" "staging" "production")) | print $p | include "llmops-stack.failIfAny" -}}
 {{- end -}}
 

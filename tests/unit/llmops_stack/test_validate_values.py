@@ -12,7 +12,7 @@ CHART = "llmops-stack"
 def test_per_model_map_key_that_names_no_vllm_model_fails(render_chart) -> None:
     # Any subchart alias with a `models` map is checked, including ones added later.
     with pytest.raises(RenderError) as exc:
-        render_chart(CHART, set_values={"autoscaling": {"models": {"tiny": {}, "ghost": {}}}})
+        render_chart(CHART, set_values={"autoscaling": {"enabled": True, "models": {"tiny": {}, "ghost": {}}}})
     msg = str(exc.value)
     assert 'autoscaling.models.ghost: no model named "ghost"' in msg
     assert "autoscaling.models.tiny" not in msg
