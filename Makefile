@@ -27,7 +27,7 @@ demo: bootstrap ## the main job: local cluster, install values/local.yaml, load 
 	@$(LLMOPS) demo
 
 test: bootstrap ## every test tier (unit, cluster, e2e, engine)
-	@$(PYTEST) -n $(JOBS) tests
+	@$(PYTEST) -n $(JOBS) --dist loadgroup tests
 
 test-unit: bootstrap ## fast tier: render, schema, policy; no cluster
 	@$(PYTEST) -n $(JOBS) -m unit tests
