@@ -116,6 +116,28 @@ def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) ->
     return True
 
 
+def _selector_keys(selector: dict[str, Any]) -> set[str]:
+    return {str(k) for k in selector.get("matchLabels") or {}} | {
+        str(e.get("key")) for e in selector.get("matchExpressions") or []
+    }
+
+
+def foreign(selector: dict[str, Any] | None, known_keys: set[str]) -> bool:
+    """True when SELECTOR uses no label key that this render puts on anything of the kind it selects.
+
+    Such a selector aims at objects that operators or other releases create at
+    run time (cert-manager's ACME solver pods, the GPU Operator's DCGM exporter
+    Service); their absence from the render is expected, not a bug. A selector
+    that mixes our keys with a wrong one is still judged.
+    """
+    keys = _selector_keys(selector or {})
+    return bool(keys) and not (keys & known_keys)
+
+
+def _pod_label_keys(templates: Sequence[PodTemplate]) -> set[str]:
+    return {k for t in templates for k in t.labels}
+
+
 def _finding(check: str, m: Manifest, ns: str, message: str) -> Finding:
     return Finding(check, m.kind, ns, m.name, message, m.source)
 
@@ -154,6 +176,8 @@ def check_services(manifests: Sequence[Manifest], namespace: str) -> list[Findin
             continue  # no selector: endpoints are managed elsewhere on purpose
         ns = namespace_of(m, namespace)
         matched = [t for t in templates if t.namespace == ns and selector_matches({"matchLabels": selector}, t.labels)]
+        if not matched and foreign({"matchLabels": selector}, _pod_label_keys(templates)):
+            continue
         if not matched:
             out.append(_finding("service-selector", m, ns, f"selector {_fmt_selector(selector)} matches no pod template"))
             continue
@@ -181,12 +205,18 @@ def check_monitors(manifests: Sequence[Manifest], namespace: str) -> list[Findin
         else:
             namespaces = set(nsel.get("matchNames") or [ns])
         selector = spec.get("selector") or {}
+        rendered_namespaces = {namespace_of(x, namespace) for x in manifests}
+        if namespaces is not None and not (namespaces & rendered_namespaces):
+            continue  # it watches namespaces this release renders nothing into
         if m.kind == "ServiceMonitor":
             targets = [
                 s for s in services
                 if (namespaces is None or namespace_of(s, namespace) in namespaces)
                 and selector_matches(selector, {str(k): str(v) for k, v in (s.obj["metadata"].get("labels") or {}).items()})
             ]
+            service_keys = {str(k) for s in services for k in (s.obj["metadata"].get("labels") or {})}
+            if not targets and foreign(selector, service_keys):
+                continue
             if not targets:
                 out.append(_finding("monitor-selector", m, ns, f"selector {_fmt_selector(selector)} matches no Service"))
                 continue
@@ -204,6 +234,8 @@ def check_monitors(manifests: Sequence[Manifest], namespace: str) -> list[Findin
                 t for t in templates
                 if (namespaces is None or t.namespace in namespaces) and selector_matches(selector, t.labels)
             ]
+            if not pods and foreign(selector, _pod_label_keys(templates)):
+                continue
             if not pods:
                 out.append(_finding("monitor-selector", m, ns, f"selector {_fmt_selector(selector)} matches no pod template"))
                 continue
@@ -247,6 +279,8 @@ def check_pdbs(manifests: Sequence[Manifest], namespace: str) -> list[Finding]:
             continue
         ns = namespace_of(m, namespace)
         selector = (m.obj.get("spec") or {}).get("selector") or {}
+        if foreign(selector, _pod_label_keys(templates)):
+            continue
         if not any(t.namespace == ns and selector_matches(selector, t.labels) for t in templates):
             out.append(_finding("pdb-selector", m, ns, f"selector {_fmt_selector(selector)} matches no pod template"))
     return out
@@ -262,6 +296,8 @@ def check_network_policies(manifests: Sequence[Manifest], namespace: str) -> lis
         spec = m.obj.get("spec") or {}
         selector = spec.get("podSelector") or {}
         pods = [t for t in templates if t.namespace == ns and selector_matches(selector, t.labels)]
+        if selector and not pods and foreign(selector, _pod_label_keys(templates)):
+            continue
         if selector and not pods:
             out.append(_finding("networkpolicy-selector", m, ns,
                                 f"podSelector {_fmt_selector(selector)} selects no rendered pod"))
@@ -280,6 +316,8 @@ def check_network_policies(manifests: Sequence[Manifest], namespace: str) -> lis
             if not peers or any(set(peer) != {"podSelector"} for peer in peers):
                 continue
             dests = [t for t in templates if t.namespace == ns and any(selector_matches(p["podSelector"], t.labels) for p in peers)]
+            if not dests and all(foreign(p["podSelector"], _pod_label_keys(templates)) for p in peers):
+                continue
             if not dests:
                 out.append(_finding("networkpolicy-selector", m, ns, f"egress[{i}] peers select no rendered pod"))
                 continue

@@ -134,8 +134,39 @@ def _values_step(result: TargetResult, chart: str) -> None:
     result.seconds["values"] = time.monotonic() - started
 
 
-def _canonical(manifests: list[render.Manifest]) -> list[str]:
-    return sorted(json.dumps(m.obj, sort_keys=True, default=str) for m in manifests)
+def _normalise(value: Any) -> Any:
+    # Helm 3 and 4 differ in whether toYaml output ends with a newline; a YAML
+    # or text payload means the same either way, so trailing whitespace is not a divergence.
+    if isinstance(value, str):
+        return value.rstrip()
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return path or "(object)"
+
+
+def _divergence(first: list[render.Manifest], other: list[render.Manifest]) -> str | None:
+    a = {(m.kind, m.name): _normalise(m.obj) for m in first}
+    b = {(m.kind, m.name): _normalise(m.obj) for m in other}
+    if set(a) != set(b):
+        return f"different objects: {sorted(set(a) ^ set(b))}"
+    for key in sorted(a):
+        if a[key] != b[key]:
+            return f"{key[0]}/{key[1]} differs at {_first_difference(a[key], b[key])}"
+    return None
 
 
 def _render_step(result: TargetResult, chart: str, helms: Sequence[str], release: str, namespace: str,
@@ -154,10 +185,8 @@ def _render_step(result: TargetResult, chart: str, helms: Sequence[str], release
     if len(result.manifests) > 1:
         first, *rest = list(result.manifests)
         for other in rest:
-            if _canonical(result.manifests[first]) != _canonical(result.manifests[other]):
-                a = {(m.kind, m.name) for m in result.manifests[first]}
-                b = {(m.kind, m.name) for m in result.manifests[other]}
-                diff = sorted(a ^ b) or "same objects, different content"
+            diff = _divergence(result.manifests[first], result.manifests[other])
+            if diff:
                 result.problems.append(Problem("render", f"{first} vs {other}", "", f"Helm majors render differently: {diff}"))
     result.steps["render"] = "failed" if result.render_errors else "ok"
     result.seconds["render"] = time.monotonic() - started

@@ -79,7 +79,7 @@ def test_servicemonitor_port_name_must_exist_on_selected_service() -> None:
 
 
 def test_servicemonitor_selecting_nothing_is_reported() -> None:
-    assert checks(deployment(), service(), servicemonitor(selector={"app": "nope"})) == {"monitor-selector"}
+    assert checks(deployment(), service(), servicemonitor(selector={"app.kubernetes.io/name": "nope"})) == {"monitor-selector"}
 
 
 def test_servicemonitor_namespace_selector_is_honoured() -> None:
@@ -135,7 +135,8 @@ def test_pdb_selector_must_match_pods() -> None:
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
     }
     assert checks(deployment(), pdb) == set()
-    pdb["spec"]["selector"] = {"matchExpressions": [{"key": "llmops.io/model", "operator": "Exists"}]}
+    pdb["spec"]["selector"] = {"matchExpressions": [{"key": "app.kubernetes.io/component", "operator": "In",
+                                                     "values": ["router"]}]}
     assert checks(deployment(), pdb) == {"pdb-selector"}
 
 
@@ -159,7 +160,7 @@ def test_networkpolicy_ingress_port_must_exist_on_selected_pods(port: Any, expec
 
 
 def test_networkpolicy_selecting_no_pod_is_reported() -> None:
-    assert checks(deployment(), netpol("http", {"app": "gone"})) == {"networkpolicy-selector"}
+    assert checks(deployment(), netpol("http", {"app.kubernetes.io/name": "gone"})) == {"networkpolicy-selector"}
 
 
 def test_duplicate_kind_namespace_name_is_reported() -> None:
@@ -183,3 +184,17 @@ def test_duplicate_kind_namespace_name_is_reported() -> None:
 )
 def test_label_selector_semantics(selector: dict[str, Any], labels: dict[str, str], expected: bool) -> None:
     assert selector_matches(selector, labels) is expected
+
+
+def test_selectors_for_pods_created_at_run_time_by_operators_are_not_judged() -> None:
+    # cert-manager creates the ACME solver pods; the policy allowing them is rendered ahead of time.
+    acme = netpol(8089, {"acme.cert-manager.io/http01-solver": "true"})
+    assert checks(deployment(), acme) == set()
+    # ...but a selector that uses our own label keys with a wrong value is a bug.
+    assert checks(deployment(), netpol("http", {"app.kubernetes.io/component": "router"})) == {"networkpolicy-selector"}
+
+
+def test_monitor_of_another_namespace_that_this_release_does_not_render_into_is_not_judged() -> None:
+    sm = servicemonitor(selector={"app": "nvidia-dcgm-exporter"})
+    sm["spec"]["namespaceSelector"] = {"matchNames": ["gpu-operator"]}
+    assert checks(deployment(), service(), sm) == set()
