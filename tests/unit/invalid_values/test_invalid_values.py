@@ -47,7 +47,7 @@ def helm_error_paths(stderr: str, umbrella: str = "llmops-stack") -> set[str]:
         if header_match:
             prefix = "" if header_match.group(1) == umbrella else header_match.group(1)
             continue
-        at = re.search(r"at '(/[^']*)'", line)
+        at = re.search(r"at '(/?[^']*)'", line)
         if not at:
             continue
         base = _pointer_to_path(prefix, at.group(1))
@@ -75,10 +75,11 @@ def test_helm_error_paths_reads_nested_schema_reports() -> None:
         "vllm:\n- at '/models': validation failed\n"
         "  - at '/models/0': additional properties 'maxModelLenn' not allowed\n"
         "  - at '/models/1': missing property 'name'\n"
+        "- at '': additional properties 'replcas' not allowed\n"
     )
     assert helm_error_paths(stderr) == {
         "global.environment", "vllm.models", "vllm.models[0]", "vllm.models[0].maxModelLenn",
-        "vllm.models[1]", "vllm.models[1].name",
+        "vllm.models[1]", "vllm.models[1].name", "vllm", "vllm.replcas",
     }
 
 
