@@ -168,3 +168,23 @@ def test_engine_hpa_refuses_scale_to_zero_and_ttft(render_chart) -> None:
         render_chart(CHART, set_values=values)
     assert "autoscaling.models.chat.minReplicas: 0 needs engine keda" in str(err.value)
     assert "autoscaling.models.chat.triggers.ttft: TTFT p95 scaling needs engine keda" in str(err.value)
+
+
+def test_trigger_queries_parse_with_promtool_and_read_only_contract_metrics(render_chart, tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    from llmops import metrics_contract, tools
+
+    values = {"models": {"chat": {"triggers": {"ttft": {"enabled": True}}}, "batch": {"minReplicas": 0, "scaleToZero": {"activationQuery": INGRESS_RATE}}}}
+    triggers = [t for so in render.find(render_chart(CHART, set_values=values), "ScaledObject") for t in so["spec"]["triggers"]]
+    rules = [{"record": f"keda:trigger_{i}", "expr": t["metadata"]["query"]} for i, t in enumerate(triggers)]
+    path = tmp_path / "triggers.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "triggers", "rules": rules}]}))
+    proc = subprocess.run([str(tools.require("promtool")), "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The activation query is the user's (outside the engines by design); ours use only contract metrics.
+    ours = [t["metadata"]["query"] for t in triggers if t["name"] != "activation"]
+    assert len(ours) == 5  # batch: queue, kv-cache; chat: queue, kv-cache, ttft
+    assert {q: metrics_contract.unknown_metrics(q) for q in ours if metrics_contract.unknown_metrics(q)} == {}
