@@ -83,7 +83,7 @@ _ROUND_ROBIN = {model: itertools.cycle(urls) for model, urls in TARGETS.items()}
 _SAMPLES: list[dict[str, Any]] = []
 _SAMPLES_PATH = Path(CONFIG["samples"]) if CONFIG.get("samples") else None
 _ARRIVALS = SHAPE.arrivals(CONFIG.get("seed")) if SHAPE.open_loop else None
-_STATE: dict[str, Any] = {"t0": None, "done": 0, "failed": 0, "users": 0, "seq": itertools.count()}
+_STATE: dict[str, Any] = {"t0": None, "done": 0, "failed": 0, "seq": itertools.count(), "recent_ttft": []}
 
 
 def _flush() -> None:
@@ -103,8 +103,9 @@ def _progress_loop(environment: Any) -> None:
         gevent.sleep(interval)
         _flush()
         done = _STATE["done"]
-        stats = environment.stats.get("TTFT", "all") if environment.stats else None
-        ttft = f" ttft~p50={stats.get_response_time_percentile(0.5):.0f}ms" if stats and stats.num_requests else ""
+        recent = sorted(_STATE["recent_ttft"])
+        _STATE["recent_ttft"] = []
+        ttft = f" ttft_p50={recent[len(recent) // 2]:.0f}ms" if recent else ""
         users = environment.runner.user_count if environment.runner else 0
         print(
             f"[{time.time() - started:5.0f}s] clients={users} completed={done} failed={_STATE['failed']} "
@@ -220,6 +221,8 @@ class OpenAIUser(FastHttpUser):
         _SAMPLES.append(sample)
         if sample["ok"]:
             _STATE["done"] += 1
+            if sample["ttft_ms"] is not None:
+                _STATE["recent_ttft"].append(sample["ttft_ms"])
             self._fire_token_events(conv.model, sample)
             self.factory.record_answer(conv, answer)
         else:

@@ -6,12 +6,13 @@ the pinned llm-d-inference-sim, with the configured TTFT, inter-token latency
 and ``max-num-seqs``, on a port of 18000-18099 (this module's range).
 
 - :class:`Simulator` is one process: start, wait for ``/health``, stop (SIGTERM,
-  then SIGKILL). Simulators die with the harness process (``PR_SET_PDEATHSIG``).
+  then SIGKILL). Started from the main thread, simulators die with the harness
+  process even when it is killed (``PR_SET_PDEATHSIG``).
 - :class:`EndpointManager` owns a set of them, keyed by *group* (e.g.
   ``<namespace>/<deployment>``) and replica index; :meth:`EndpointManager.reconcile`
   keeps exactly N running for a group, which is what an autoscaling test needs to
   give every Ready pod its own simulator. It is a context manager that stops
-  everything it started.
+  everything it started (and an atexit hook does the same).
 - The registry (``endpoints.json``, see :func:`registry_path`) maps
   release/namespace/model to the URLs of the simulators serving them; ``llmops
   loadtest --release NAME -n NS`` reads it on the local provider. Each manager
@@ -21,6 +22,7 @@ and ``max-num-seqs``, on a port of 18000-18099 (this module's range).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import fcntl
@@ -29,6 +31,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -178,7 +181,9 @@ class Simulator:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads hold locks across fork here
+                # PR_SET_PDEATHSIG fires when the forking *thread* exits, so it is only
+                # safe from the main thread; elsewhere the manager's atexit hook stops it.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -289,6 +294,8 @@ class EndpointManager:
         self.ports = list(ports)
         self._binary = binary
         self._sims: dict[tuple[str, int], Simulator] = {}
+        self._lock = threading.RLock()  # a reconciler thread and the owner may both call in
+        atexit.register(self.stop_all)  # last resort when the owner forgets (or cannot) exit the context
 
     @property
     def binary(self) -> Path:
@@ -330,7 +337,7 @@ class EndpointManager:
             "stop stale ones (see `llmops endpoints status`)"
         )
 
-    def start(
+    def _start(
         self,
         config: SimulatorConfig,
         *,
@@ -373,12 +380,12 @@ class EndpointManager:
         del self._sims[(group, index)]
         raise last_error or LlmopsError("could not start the simulator")
 
-    def stop(self, sim: Simulator) -> None:
+    def _stop(self, sim: Simulator) -> None:
         sim.stop()
         self._sims.pop((sim.group, sim.index), None)
         self._unregister([sim])
 
-    def stop_all(self) -> None:
+    def _stop_all(self) -> None:
         sims = list(self._sims.values())
         for sim in sims:
             if sim.alive() and sim.process is not None:
@@ -388,7 +395,7 @@ class EndpointManager:
         self._sims.clear()
         self._unregister(sims)
 
-    def reconcile(
+    def _reconcile(
         self,
         group: str,
         config: SimulatorConfig,
@@ -416,6 +423,24 @@ class EndpointManager:
                 self.stop(sim)
                 raise
         return self.simulators(group)
+
+    def start(self, config: SimulatorConfig, **kwargs: Any) -> Simulator:
+        """Start one simulator (and by default wait for /health); see :meth:`_start` for the keywords."""
+        with self._lock:
+            return self._start(config, **kwargs)
+
+    def stop(self, sim: Simulator) -> None:
+        with self._lock:
+            self._stop(sim)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._stop_all()
+
+    def reconcile(self, group: str, config: SimulatorConfig, replicas: int, **kwargs: Any) -> list[Simulator]:
+        """Keep exactly ``replicas`` live simulators for ``group`` (see :meth:`_reconcile`)."""
+        with self._lock:
+            return self._reconcile(group, config, replicas, **kwargs)
 
     # -- registry ----------------------------------------------------------
     def _register(self, sim: Simulator) -> None:

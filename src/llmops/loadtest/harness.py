@@ -95,7 +95,8 @@ def execute(
     )  # fmt: skip
     if not quiet:
         desc = f"{shape.kind}, {shape.duration:g}s" if shape.kind != "sweep" else "sweep"
-        print(f"  load: profile {prof.name} ({desc}) -> {', '.join(f'{m}@{u}' for m, u in targets.items())}", flush=True)
+        where = ", ".join(f"{m} @ {' '.join(u)}" for m, u in targets.items())
+        print(f"  load: profile {prof.name} ({desc}) -> {where}", flush=True)
     sweep_rows: list[dict[str, Any]] = []
     if shape.kind == "sweep":
         results, max_rate = runner.sweep(spec, quiet=quiet)

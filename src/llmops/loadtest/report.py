@@ -114,7 +114,7 @@ def plot_latency_over_time(path: Path, samples: Sequence[stats.Sample], width_s:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left")
     ax2 = axes[1].twinx()
-    ax2.bar(xs, [len(g) / width_s for _, g in buckets], width=width_s * 0.8, alpha=0.15, color="gray", align="edge")
+    ax2.bar([x - width_s for x in xs], [len(g) / width_s for _, g in buckets], width=width_s * 0.9, alpha=0.15, color="gray", align="edge")
     ax2.set_ylabel("completed req/s")
     axes[1].set_xlabel("seconds since start")
     fig.suptitle("Latency percentiles over time")
