@@ -43,28 +43,48 @@ def tiny_model(engine_python: Path) -> Path:
     return engine.tiny_model()
 
 
+@dataclass(frozen=True)
+class RenderedEngine:
+    """The `tiny` engine container rendered from values/local-vllm.yaml."""
+
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]  # literal env values the server honours on the host (VLLM_* tuning)
+
+
+# Rendered env vars that name in-pod paths (HOME, /cache/...) are replaced by
+# host cache dirs (llmops.engine.engine_env); the engine's tuning knobs pass.
+_HOST_PATH_ENV = {"HOME", "XDG_CACHE_HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR"}
+
+
 @pytest.fixture(scope="session")
-def local_vllm_rendered() -> tuple[list[str], list[str]]:
-    """(command, args) of the `tiny` engine container rendered from values/local-vllm.yaml."""
+def local_vllm_rendered() -> RenderedEngine:
     manifests = render.render(UMBRELLA, [LOCAL_VLLM])
     for m in manifests:
         labels = m.obj.get("metadata", {}).get("labels", {}) or {}
         if m.kind == "Deployment" and labels.get("app.kubernetes.io/component") == "engine":
             for c in m.obj["spec"]["template"]["spec"]["containers"]:
                 if c["name"] == "engine":
-                    return [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])]
+                    env = {
+                        e["name"]: str(e["value"]) for e in c.get("env", [])
+                        if "value" in e and e["name"] not in _HOST_PATH_ENV
+                    }  # fmt: skip
+                    return RenderedEngine(
+                        [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])], env
+                    )
     raise AssertionError(f"no engine Deployment rendered from {LOCAL_VLLM}")
 
 
 @pytest.fixture(scope="session")
 def vllm_server(
-    tiny_model: Path, local_vllm_rendered: tuple[list[str], list[str]], tmp_path_factory: pytest.TempPathFactory
+    tiny_model: Path, local_vllm_rendered: RenderedEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[engine.EngineServer]:
-    command, args = local_vllm_rendered
-    argv = engine_args.parser_argv(command, args)
+    rendered = local_vllm_rendered
+    argv = engine_args.parser_argv(rendered.command, rendered.args)
     argv = engine.replace_option(argv, "--model", str(tiny_model))
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    server = engine.EngineServer(argv, port=engine.free_port(), log=log)
+    assert rendered.env.get("VLLM_CPU_KVCACHE_SPACE"), "local-vllm.yaml must size the CPU KV cache"
+    server = engine.EngineServer(argv, port=engine.free_port(), log=log, env=rendered.env)
     server.start(timeout=SERVER_START_TIMEOUT_S)
     try:
         yield server
