@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,6 +117,7 @@ class NodePool:
     count: int
     cpu: str = "32"
     memory: str = "128Gi"
+    ephemeral_storage: str = "500Gi"
     pods: int = 110
     gpus: int = 0
     labels: dict[str, str] = field(default_factory=dict)
@@ -133,6 +135,7 @@ DEFAULT_POOLS: tuple[NodePool, ...] = (
         2,
         cpu="96",
         memory="1024Gi",
+        ephemeral_storage="2Ti",
         gpus=8,
         labels={GPU_PRODUCT_LABEL: H100_PRODUCT, "nvidia.com/gpu.count": "8", "nvidia.com/gpu.present": "true"},
         taints=(Taint(GPU_RESOURCE, "", "NoSchedule"),),
@@ -199,7 +202,12 @@ def node_manifests(pools: Sequence[NodePool], cluster: str = DEFAULT_NAME) -> li
     """Node objects for kwok: the annotation hands them to the kwok controller."""
     nodes: list[dict[str, Any]] = []
     for pool in pools:
-        capacity: dict[str, str] = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
+        capacity: dict[str, str] = {
+            "cpu": pool.cpu,
+            "memory": pool.memory,
+            "ephemeral-storage": pool.ephemeral_storage,
+            "pods": str(pool.pods),
+        }
         if pool.gpus:
             capacity[GPU_RESOURCE] = str(pool.gpus)
         for node_name in pool.node_names(cluster):
@@ -387,7 +395,7 @@ def up(
     *,
     pools: Sequence[NodePool] = DEFAULT_POOLS,
     port_base: int = PORT_MIN,
-    install_crds: bool = True,
+    install_crds: bool | str = True,
     progress: Any = None,
 ) -> ClusterInfo:
     """Start cluster NAME (or reuse it when its API already answers) and return its description."""
@@ -417,7 +425,7 @@ def up(
             timings["nodes_ready_s"] = time.monotonic() - mark
             if install_crds:
                 mark = time.monotonic()
-                count = _install_crds(name)
+                count = _install_crds(name, "all" if install_crds is True else str(install_crds))
                 timings["crds_s"] = time.monotonic() - mark
                 say(f"installed {count} pinned CRDs")
         except BaseException:
@@ -519,24 +527,50 @@ def _label_kind_workers(name: str, pools: Sequence[NodePool]) -> list[str]:  # p
     return workers
 
 
-def crd_files() -> list[Path]:
-    """The pinned operator CRDs (KEDA, prometheus-operator, cert-manager, GPU Operator, ...)."""
+CRD_SELECTIONS = ("all", "charts", "none")
+
+
+def chart_kinds(charts_dir: Path = paths.CHARTS_DIR) -> set[str]:
+    """Every ``kind:`` a template in charts/ can render (a superset is fine: it only selects CRDs)."""
+    kinds: set[str] = set()
+    for tpl in charts_dir.glob("*/templates/**/*"):
+        if tpl.is_file():
+            kinds.update(re.findall(r"^kind:\s*([A-Za-z0-9]+)\s*$", tpl.read_text(errors="replace"), re.MULTILINE))
+    return kinds
+
+
+def crd_documents(selection: str = "all") -> list[dict[str, Any]]:
+    """The pinned operator CRDs (KEDA, prometheus-operator, cert-manager, GPU Operator, Gateway API).
+
+    ``charts`` keeps only the CRDs of kinds our charts can render: the API
+    server still validates every custom resource the charts create, and
+    prometheus-operator's Prometheus/Alertmanager/ThanosRuler schemas
+    (2.6 of 3.8 MB) are not sent.
+    """
+    if selection not in CRD_SELECTIONS:
+        raise LlmopsError(f"unknown CRD selection {selection!r}; use one of {', '.join(CRD_SELECTIONS)}")
+    if selection == "none":
+        return []
     from llmops import crds  # the concerns engineer's pins: [tool.llmops.crds.*]
 
-    return crds.crd_files()
+    docs = crds.crd_documents()
+    if selection == "charts":
+        wanted = chart_kinds()
+        docs = [d for d in docs if d["spec"]["names"]["kind"] in wanted]
+    return docs
 
 
-def _install_crds(name: str) -> int:
-    files = crd_files()
-    # Server-side apply: prometheus-operator's CRDs exceed the annotation size
-    # that client-side apply needs for last-applied-configuration.
-    argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-cluster"]
-    for f in files:
-        argv += ["-f", str(f)]
-    kubectl(name, *argv, timeout=180)
+def _install_crds(name: str, selection: str = "all") -> int:
+    docs = crd_documents(selection)
+    if not docs:
+        return 0
+    # One JSON List through `kubectl create`: the cluster is new, and client-side
+    # apply cannot carry prometheus-operator's CRDs in its annotation anyway.
+    data = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    kubectl(name, "create", "-f", "-", input_text=data, timeout=300)
     kubectl(name, "wait", "--for", "condition=Established", "crd", "--all",
             f"--timeout={CRDS_ESTABLISHED_TIMEOUT_S:.0f}s", timeout=CRDS_ESTABLISHED_TIMEOUT_S + 10)
-    return len(files)
+    return len(docs)
 
 
 def _port_busy(port: int) -> bool:
@@ -641,7 +675,9 @@ def _lock(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def shared(name: str = DEFAULT_NAME, provider: str | None = "local", progress: Any = None) -> Iterator[ClusterInfo]:
+def shared(
+    name: str = DEFAULT_NAME, provider: str | None = "local", progress: Any = None, crds: str = "charts"
+) -> Iterator[ClusterInfo]:
     """Use cluster NAME from several processes at once; the last user out stops it.
 
     A cluster that was already up before the first user arrived (e.g. from
@@ -659,7 +695,7 @@ def shared(name: str = DEFAULT_NAME, provider: str | None = "local", progress: A
         owned_marker = users / "owned"
         if first and not api_ready(name):
             owned_marker.touch()
-        info = up(name, provider, progress=progress)
+        info = up(name, provider, install_crds=crds, progress=progress)
         me.touch()
     try:
         yield info
@@ -680,7 +716,8 @@ def shared(name: str = DEFAULT_NAME, provider: str | None = "local", progress: A
 def demo_step(args: argparse.Namespace) -> str:
     """Start (or reuse) the local cluster; the release step installs into it."""
     name = getattr(args, "cluster", DEFAULT_NAME) or DEFAULT_NAME
-    info = up(name, getattr(args, "provider", None) or "auto", progress=lambda m: print(f"  {m}", flush=True))
+    info = up(name, getattr(args, "provider", None) or "auto", install_crds="charts",
+              progress=lambda m: print(f"  {m}", flush=True))
     gpus = sum(int(n["gpus"]) for n in info.nodes)
     return (
         f"({info.provider}, Kubernetes {info.server_version}, {len(info.nodes)} nodes, {gpus} GPUs; "

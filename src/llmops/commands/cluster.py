@@ -31,7 +31,8 @@ def register(sub: Any) -> None:
                       help="local: kwok + our binaries; kind: needs Docker; auto: kind if `docker info` works")
     p_up.add_argument("--port-base", type=int, default=cluster.PORT_MIN,
                       help=f"first of the 10 ports this cluster uses (default {cluster.PORT_MIN})")
-    p_up.add_argument("--no-crds", action="store_true", help="skip installing the operators' CRDs")
+    p_up.add_argument("--crds", choices=cluster.CRD_SELECTIONS, default="all",
+                      help="operator CRDs to install: all pinned (default), only kinds the charts render, or none")
     p_up.set_defaults(func=_up)
 
     p_down = csub.add_parser("down", help="stop the cluster and remove all its files")
@@ -45,7 +46,7 @@ def register(sub: Any) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    info = cluster.up(args.name, args.provider, port_base=args.port_base, install_crds=not args.no_crds,
+    info = cluster.up(args.name, args.provider, port_base=args.port_base, install_crds=args.crds,
                       progress=lambda m: print(m, flush=True))
     _print(info)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in info.timings.items())

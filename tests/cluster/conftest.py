@@ -1,0 +1,182 @@
+"""Cluster tier: one local cluster for the whole session (reused if already up).
+
+``LLMOPS_CLUSTER`` names the cluster (default ``llmops``). If its API already
+answers, the session uses it and leaves it running; otherwise the session
+starts it and takes it down at the end, checking nothing is left behind.
+pytest-helm-charts' ``kube_cluster`` fixture connects to it through the
+``kube_config`` fixture below.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llmops import cluster, release
+
+CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[cluster.ClusterInfo]:
+    """The session's cluster, shared with other pytest-xdist workers; the last one out stops it."""
+    with cluster.shared(CLUSTER_NAME, "local", progress=lambda m: print(f"[cluster] {m}")) as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def kube_config(local_cluster: cluster.ClusterInfo) -> str:
+    """Overrides pytest-helm-charts' option-based fixture: our session cluster's kubeconfig."""
+    return str(local_cluster.kubeconfig)
+
+
+@pytest.fixture(params=["helm3", "helm4"])
+def helm_bin(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def namespace(local_cluster: cluster.ClusterInfo) -> Iterator[str]:
+    """A fresh PSA-restricted namespace, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    release.ensure_namespace(name, cluster_name=local_cluster.name)
+    yield name
+    cluster.kubectl(local_cluster.name, "delete", "namespace", name, "--wait=false")
+
+
+def kubectl_json(info: cluster.ClusterInfo, *args: str) -> Any:
+    import json
+
+    return json.loads(cluster.kubectl(info.name, *args, "-o", "json"))
+
+
+def wait_until(what: str, timeout: float, probe: Any, describe: Any = None, interval: float = 0.25) -> Any:
+    """Poll PROBE until truthy; on timeout say what we waited for and, if given, DESCRIBE() of the state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(interval)
+    state = f"; state: {describe()}" if describe else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{state}")
+
+
+# ---------------------------------------------------------------------------
+# A small chart generated per test, for lifecycle checks that must not depend
+# on the product charts (it has what they have: a CPU Deployment, a GPU
+# Deployment with a configurable rollout strategy, a helm test hook and a
+# resource kept on uninstall).
+# ---------------------------------------------------------------------------
+
+_RESTRICTED_POD = {
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+}
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+
+
+def _deployment(name: str, gpu: bool) -> str:
+    resources = (
+        "requests: {cpu: 100m, memory: 64Mi, nvidia.com/gpu: {{ .Values.gpusPerPod }}}\n"
+        "            limits: {memory: 64Mi, nvidia.com/gpu: {{ .Values.gpusPerPod }}}"
+        if gpu
+        else "requests: {cpu: 100m, memory: 64Mi}\n            limits: {memory: 64Mi}"
+    )
+    scheduling = (
+        "      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
+        "      nodeSelector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}\n"
+        if gpu
+        else ""
+    )
+    replicas = ".Values.gpuReplicas" if gpu else ".Values.cpuReplicas"
+    strategy = (
+        "  strategy:\n"
+        "    type: {{ .Values.strategy.type }}\n"
+        "    {{- if eq .Values.strategy.type \"RollingUpdate\" }}\n"
+        "    rollingUpdate: {maxSurge: {{ .Values.strategy.maxSurge }}, maxUnavailable: {{ .Values.strategy.maxUnavailable }}}\n"
+        "    {{- end }}\n"
+        if gpu
+        else ""
+    )
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{{{ .Release.Name }}}}-{name}
+  labels: {{app: {{{{ .Release.Name }}}}-{name}, gpu: "{str(gpu).lower()}"}}
+spec:
+  replicas: {{{{ {replicas} }}}}
+{strategy}  selector:
+    matchLabels: {{app: {{{{ .Release.Name }}}}-{name}}}
+  template:
+    metadata:
+      labels: {{app: {{{{ .Release.Name }}}}-{name}, gpu: "{str(gpu).lower()}"}}
+      annotations: {{message: {{{{ .Values.message | quote }}}}}}
+    spec:
+      automountServiceAccountToken: false
+      securityContext: {yaml.safe_dump(_RESTRICTED_POD["securityContext"], default_flow_style=True).strip()}
+{scheduling}      containers:
+        - name: main
+          image: registry.example/app:{{{{ .Chart.AppVersion }}}}
+          securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
+          resources:
+            {resources}
+"""
+
+
+def write_probe_chart(root: Path, version: str = "0.1.0") -> Path:
+    chart = root / f"lifecycle-probe-{version}"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "v2", "name": "lifecycle-probe", "version": version, "appVersion": version})
+    )
+    (chart / "values.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "cpuReplicas": 1,
+                "gpuReplicas": 1,
+                "gpusPerPod": 1,
+                "message": "hello",
+                "strategy": {"type": "RollingUpdate", "maxSurge": 0, "maxUnavailable": 1},
+            }
+        )
+    )
+    (chart / "templates" / "cpu-deployment.yaml").write_text(_deployment("cpu", gpu=False))
+    (chart / "templates" / "gpu-deployment.yaml").write_text(_deployment("gpu", gpu=True))
+    (chart / "templates" / "kept-configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-kept\n"
+        "  annotations: {helm.sh/resource-policy: keep}\ndata: {note: kept on uninstall}\n"
+    )
+    (chart / "templates" / "test-pod.yaml").write_text(
+        f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: {{{{ .Release.Name }}}}-test
+  annotations: {{helm.sh/hook: test, helm.sh/hook-delete-policy: "before-hook-creation,hook-succeeded"}}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext: {yaml.safe_dump(_RESTRICTED_POD["securityContext"], default_flow_style=True).strip()}
+  containers:
+    - name: probe
+      image: registry.example/probe:1
+      securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
+      resources: {{requests: {{cpu: 10m, memory: 16Mi}}, limits: {{memory: 16Mi}}}}
+"""
+    )
+    return chart
+
+
+@pytest.fixture
+def probe_chart(tmp_path: Path) -> Path:
+    return write_probe_chart(tmp_path)
