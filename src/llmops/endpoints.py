@@ -98,7 +98,22 @@ class SimulatorConfig:
         if not model:
             raise LlmopsError(f"engine args have no --model: {' '.join(args)}")
         served = tuple(values.get("served-model-name") or ())
-        return cls(model=model, served_model_names=served, engine_args=args)
+        from llmops.loadtest.shapes import parse_duration
+
+        def ms(flag: str, default: float) -> float:
+            raw = values.get(flag)
+            return parse_duration(raw[0]) * 1000 if raw else default
+
+        seqs = values.get("max-num-seqs")
+        return cls(
+            model=model,
+            ttft_ms=ms("time-to-first-token", 0.0),
+            itl_ms=ms("inter-token-latency", 0.0),
+            max_num_seqs=int(seqs[0]) if seqs else cls.max_num_seqs,
+            served_model_names=served,
+            mode=(values.get("mode") or [cls.mode])[0],
+            engine_args=args,
+        )
 
     @property
     def served(self) -> tuple[str, ...]:

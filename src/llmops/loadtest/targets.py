@@ -117,7 +117,15 @@ def from_release(release: str, namespace: str) -> Iterator[dict[str, list[str]]]
                 raise LlmopsError(f"Service {namespace}/{svc['name']} has no port named http")
             url, proc = _port_forward(namespace, svc["name"], svc["port"])
             forwards.append(proc)
-            for served in models_at(url):
+            try:
+                served_names = models_at(url)
+            except LlmopsError as exc:
+                raise LlmopsError(
+                    f"Service {namespace}/{svc['name']} (model {svc['model']}) did not answer through a kubectl "
+                    f"port-forward ({exc}). On the local (kwok) provider pods run nothing: start the release's "
+                    f"endpoints first with `llmops endpoints up --release {release} -n {namespace}`"
+                ) from exc
+            for served in served_names:
                 targets.setdefault(served, []).append(url)
         yield targets
     finally:
