@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class ReplicaReconciler:
                         self.manager.stop(self._pods.pop(key))
                     if key not in self._pods:
                         self._pods[key] = self.manager.start(
-                            target.sim, group=f"{target.namespace}/{target.deployment}",
+                            pod_sim_config(wanted[name], target), group=f"{target.namespace}/{target.deployment}",
                             labels={"namespace": target.namespace, "pod": name, "model_label": target.model},
                         )  # fmt: skip
                 live = [(name, self._pods[(target.deployment, name)]) for name in sorted(wanted)]
@@ -113,6 +113,33 @@ class ReplicaReconciler:
                 if self.on_change is not None:
                     self.on_change(target.deployment, sorted(wanted))
             prometheus.write_sd_file(self.sd_file, groups)
+
+
+def pod_sim_config(pod: dict[str, Any], target: ModelTarget) -> endpoints.SimulatorConfig:
+    """The simulator a kwok pod would have run: the engine container's own args (the chart's), our port.
+
+    The chart renders llm-d-inference-sim flags (served name, TTFT, ITL,
+    ``--max-num-seqs``...) into the pod; they are appended after the harness
+    defaults, and the simulator takes the last value of a repeated flag, so
+    the chart's settings win. Only ``--port`` is dropped (each replica gets
+    its own loopback port).
+    """
+    containers = (pod.get("spec") or {}).get("containers") or []
+    engine = next((c for c in containers if c.get("name") == target.container), None)
+    args = [str(a) for a in (engine or {}).get("args") or []]
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--port":
+            skip = True
+            continue
+        if arg.startswith("--port="):
+            continue
+        kept.append(arg)
+    return replace(target.sim, extra_args=tuple(kept))
 
 
 def _ready_pods(core: client.CoreV1Api, target: ModelTarget) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.autoscale.stack import AutoscaleStack, Recorder, Sample, activation_query, write_samples
-from llmops.loadtest import harness
+from llmops.autoscale.stack import AutoscaleStack, ModelSpec, Recorder, Sample, activation_query, write_samples
+from llmops.loadtest import harness, shapes
 
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the product label of llmops.cluster's simulated GPU pool
 
@@ -40,20 +40,30 @@ KEDA_DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def umbrella_values(namespace: str, models: Mapping[str, Mapping[str, Any]], *, prometheus_url: str,
-                    served_names: Mapping[str, str]) -> dict[str, Any]:  # fmt: skip
-    """Umbrella values: one GPU simulator engine per model, KEDA autoscaling with MODELS' overrides."""
+def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Mapping[str, Mapping[str, Any]], *,
+                    prometheus_url: str, ttft: str = "50ms", itl: str = "10ms",
+                    scrape_interval: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Umbrella values: one GPU simulator engine per model, KEDA autoscaling with per-model overrides, monitoring on.
+
+    ``scrape_interval`` sets the observability chart's ServiceMonitor interval (None: the chart's default).
+    """
     vllm_models = [
-        {"name": name, "servedModelName": served_names[name], "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main",
-         "gpu": {"count": 1, "product": GPU_PRODUCT}}
-        for name in models
+        {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs,
+         "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT}}
+        for m in models
     ]  # fmt: skip
+    monitor: dict[str, Any] = {}
+    if scrape_interval:  # the chart's scrapeTimeout (10 s) must not exceed the interval
+        seconds = shapes.parse_duration(scrape_interval)
+        monitor = {"interval": scrape_interval, "scrapeTimeout": f"{max(1, int(seconds * 0.8))}s"}
     return {
-        "vllm": {"models": vllm_models},
+        "global": {"monitoring": {"enabled": True}},
+        "observability": {"monitor": monitor} if monitor else {},
+        "vllm": {"models": vllm_models, "simulator": {"timeToFirstToken": ttft, "interTokenLatency": itl}},
         "autoscaling": {
             "enabled": True,
             "prometheus": {"serverAddress": prometheus_url},
-            "models": {name: dict(overrides) for name, overrides in models.items()},
+            "models": {name: dict(overrides) for name, overrides in autoscaling.items()},
         },
     }
 

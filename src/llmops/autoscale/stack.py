@@ -57,17 +57,19 @@ GATEWAY_METRIC = "llmops_gateway_requests_in_flight"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the run: its ``vllm.models[].name`` and how its simulators behave."""
+    """One model of the run: its ``vllm.models[].name``, API name and per-replica concurrency.
+
+    The simulators run with the engine args the chart renders into the pods
+    (see :func:`llmops.autoscale.replicas.pod_sim_config`); these fields are
+    what :func:`llmops.autoscale.scenarios.umbrella_values` puts into the values.
+    """
 
     name: str
     served_name: str
-    ttft_ms: float = 50.0
-    itl_ms: float = 10.0
     max_num_seqs: int = 4
 
     def sim_config(self) -> endpoints.SimulatorConfig:
-        return endpoints.SimulatorConfig(model=self.served_name, ttft_ms=self.ttft_ms, itl_ms=self.itl_ms,
-                                         max_num_seqs=self.max_num_seqs)  # fmt: skip
+        return endpoints.SimulatorConfig(model=self.served_name, max_num_seqs=self.max_num_seqs)
 
 
 @dataclass
@@ -136,8 +138,10 @@ class AutoscaleStack:
             shutil.rmtree(cfg.workdir)
         cfg.workdir.mkdir(parents=True)
         self._started_cluster = not cluster.api_ready(cfg.cluster_name)
+        # All pinned CRDs (the release's ServiceMonitor/PrometheusRule need prometheus-operator's),
+        # then KEDA's again from the exact version whose operator runs here.
         self._timed("cluster", lambda: cluster.up(cfg.cluster_name, "local", port_base=cfg.cluster_port_base,
-                                                  install_crds=False, progress=self.say))  # fmt: skip
+                                                  install_crds=True, progress=self.say))  # fmt: skip
         if self._started_cluster and not cfg.keep_cluster:
             self._stack.callback(cluster.down, cfg.cluster_name)
         self.api = kconfig.new_client_from_config(str(cluster.kubeconfig_path(cfg.cluster_name)))
