@@ -220,6 +220,11 @@ def target_groups() -> list[str]:
     return list(_index()["groups"])
 
 
+def kinds_by_group() -> dict[str, list[str]]:
+    """Kinds the pinned CRDs define, by API group."""
+    return {g: list(k) for g, k in _index()["kinds"].items()}
+
+
 def schema_for(api_version: str, kind: str) -> dict[str, Any] | None:
     """JSON Schema of KIND in API_VERSION (``group/version``), or None if no pinned CRD serves it."""
     schema: dict[str, Any] | None = _index()["schemas"].get(f"{api_version}/{kind}")

@@ -95,3 +95,29 @@ def test_structural_conversion_keeps_preserve_unknown_fields_open_and_closes_the
     assert spec["additionalProperties"] is False
     assert "additionalProperties" not in spec["properties"]["open"]
     assert spec["properties"]["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
+
+
+def test_cli_validate_exits_1_and_prints_the_finding(tmp_path, capsys) -> None:
+    from llmops.cli import main
+
+    bad = tmp_path / "so.yaml"
+    bad.write_text("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec: {scaleTargetRef: {name: d}, triggers: [], maxReplicas: 3}\n")
+    assert main(["crds", "validate", str(bad)]) == 1
+    assert "maxReplicas" in capsys.readouterr().out
+    good = tmp_path / "ok.yaml"
+    good.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n" + yaml_scaled_object())
+    assert main(["crds", "validate", str(good)]) == 0
+
+
+def test_cli_list_names_every_pin(capsys) -> None:
+    from llmops.cli import main
+
+    assert main(["crds", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "keda: github.com/kedacore/keda/v2@" in out and "gateway.networking.k8s.io: " in out
+
+
+def yaml_scaled_object() -> str:
+    import yaml
+
+    return yaml.safe_dump(_scaled_object())
