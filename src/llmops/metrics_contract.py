@@ -10,7 +10,8 @@ Sources (read from the exporters' code, not guessed):
 - vLLM 0.32 (``vllm/v1/metrics/loggers.py`` and the FastAPI instrumentator);
 - llm-d-inference-sim v0.10.2 (``pkg/llm-d-inference-sim/metrics.go``);
 - dcgm-exporter ``etc/default-counters.csv`` (ECC counters are commented out
-  there: ``default_counter=False`` means the exporter's CSV must enable them);
+  there: ``default_counter=False``; charts/gpu's dcgm-metrics ConfigMap lists
+  every DCGM metric here, so the exporter collects them);
 - kube-state-metrics pod, deployment and HPA collectors;
 - Prometheus itself (``up``).
 """

@@ -7,6 +7,14 @@ Name of the device-plugin config ConfigMap.
 {{- end -}}
 
 {{/*
+Usage: {{ include "gpu.dcgmMetricsConfigMap" . }}
+Name of the DCGM exporter counters ConfigMap.
+*/}}
+{{- define "gpu.dcgmMetricsConfigMap" -}}
+{{- printf "%s-dcgm-metrics" (include "common.names.fullname" .) -}}
+{{- end -}}
+
+{{/*
 Usage: {{ include "gpu.priorityClassName" . }}
 Name of the inference PriorityClass.
 */}}

@@ -15,6 +15,11 @@ CHART = "gpu"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
 
 
+def _device_plugin_cm(manifests: list[render.Manifest]) -> dict[str, Any]:
+    (cm,) = [c for c in render.find(manifests, "ConfigMap") if c["metadata"]["name"].endswith("-device-plugin")]
+    return cm
+
+
 def _one(manifests: list[render.Manifest], kind: str) -> dict[str, Any]:
     objs = render.find(manifests, kind)
     assert len(objs) == 1, f"expected one {kind}, got {len(objs)}"
@@ -29,7 +34,7 @@ def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart
 
 
 def test_time_slicing_config_advertises_each_gpu_replicas_times(render_chart) -> None:
-    cm = _one(render_chart(CHART), "ConfigMap")
+    cm = _device_plugin_cm(render_chart(CHART))
     assert cm["metadata"]["namespace"] == "gpu-operator"  # the device plugin reads its own namespace
     shared = yaml.safe_load(cm["data"]["shared-4"])
     assert shared["version"] == "v1"
@@ -41,14 +46,14 @@ def test_time_slicing_config_advertises_each_gpu_replicas_times(render_chart) ->
 
 
 def test_sharing_uses_the_global_gpu_resource_name(render_chart) -> None:
-    cm = _one(render_chart(CHART, set_values={"global": {"gpu": {"resourceName": "nvidia.com/mig-1g.10gb"}}}), "ConfigMap")
+    cm = _device_plugin_cm(render_chart(CHART, set_values={"global": {"gpu": {"resourceName": "nvidia.com/mig-1g.10gb"}}}))
     assert yaml.safe_load(cm["data"]["shared-4"])["sharing"]["timeSlicing"]["resources"][0]["name"] == "nvidia.com/mig-1g.10gb"
 
 
 def test_cluster_policy_points_the_device_plugin_at_the_sharing_config(render_chart) -> None:
     manifests = render_chart(CHART, set_values={"clusterPolicy": {"create": True}, "devicePlugin": {"defaultConfig": "shared-4"}})
     cp = _one(manifests, "ClusterPolicy")
-    cm = _one(manifests, "ConfigMap")
+    cm = _device_plugin_cm(manifests)
     assert cp["spec"]["devicePlugin"]["config"] == {"name": cm["metadata"]["name"], "default": "shared-4"}
     assert cp["spec"]["mig"]["strategy"] == "none"
     assert cp["spec"]["daemonsets"]["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -106,3 +111,14 @@ def test_priority_class_for_inference_is_not_the_global_default(render_chart) ->
 def test_schema_rejects_unknown_mig_strategy(render_chart) -> None:
     with pytest.raises(RenderError, match="migStrategy"):
         render_chart(CHART, set_values={"devicePlugin": {"configs": {"x": {"migStrategy": "shared"}}}})
+
+
+def test_dcgm_counters_include_every_gpu_metric_of_the_contract(render_chart) -> None:
+    from llmops import metrics_contract
+
+    manifests = render_chart(CHART, set_values={"clusterPolicy": {"create": True}})
+    cm = next(c for c in render.find(manifests, "ConfigMap") if "dcgm-metrics.csv" in c["data"])
+    fields = {line.split(",")[0].strip() for line in cm["data"]["dcgm-metrics.csv"].splitlines() if line and not line.startswith("#")}
+    assert {m.name for m in metrics_contract.by_exporter("dcgm")} <= fields
+    assert _one(manifests, "ClusterPolicy")["spec"]["dcgmExporter"] == {"config": {"name": cm["metadata"]["name"]}}
+    assert cm["metadata"]["namespace"] == "gpu-operator"
