@@ -14,7 +14,9 @@ PromQL label matchers that select one model's engine series in this namespace.
 */}}
 {{- define "autoscaling.selector" -}}
 {{- $p := .context.Values.prometheus -}}
-{{- printf "%s=%q,%s=%q" $p.namespaceLabel .context.Release.Namespace $p.modelLabel .name -}}
+{{- printf "%s=%q," $p.namespaceLabel .context.Release.Namespace -}}
+{{- with $p.releaseLabel }}{{ printf "%s=%q," . $.context.Release.Name }}{{ end -}}
+{{- printf "%s=%q" $p.modelLabel .name -}}
 {{- end -}}
 
 {{/*

@@ -62,11 +62,16 @@ def test_queue_and_kv_cache_triggers_query_only_this_models_series(render_chart)
     triggers = _triggers(so)
     assert set(triggers) == {"queue", "kv-cache"}
     queue = triggers["queue"]["metadata"]
-    assert queue["query"] == 'sum(vllm:num_requests_waiting{namespace="llmops",llmops_model="chat"})'
+    assert queue["query"] == 'sum(vllm:num_requests_waiting{namespace="llmops",llmops_release="llmops",llmops_model="chat"})'
     assert queue["threshold"] == "5"
     assert queue["ignoreNullValues"] == "false"  # a broken scrape is an error -> fallback
     assert "vllm:kv_cache_usage_perc" in triggers["kv-cache"]["metadata"]["query"]
     assert all(t["metricType"] == "AverageValue" for t in triggers.values())
+
+
+def test_release_label_can_be_left_out_of_the_queries(render_chart) -> None:
+    so = _one(render_chart(CHART, set_values={"prometheus": {"releaseLabel": ""}, "models": {"chat": {}}}), "ScaledObject")
+    assert _triggers(so)["queue"]["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="llmops",llmops_model="chat"})'
 
 
 def test_ttft_trigger_scales_p95_by_pod_count_and_reads_idle_as_zero(render_chart) -> None:
