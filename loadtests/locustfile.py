@@ -83,7 +83,18 @@ _ROUND_ROBIN = {model: itertools.cycle(urls) for model, urls in TARGETS.items()}
 _SAMPLES: list[dict[str, Any]] = []
 _SAMPLES_PATH = Path(CONFIG["samples"]) if CONFIG.get("samples") else None
 _ARRIVALS = SHAPE.arrivals(CONFIG.get("seed")) if SHAPE.open_loop else None
-_STATE: dict[str, Any] = {"t0": None, "done": 0, "failed": 0, "seq": itertools.count(), "recent_ttft": []}
+_STATE: dict[str, Any] = {"t0": None, "done": 0, "failed": 0, "inflight": 0, "seq": itertools.count(), "recent_ttft": []}
+# After the shape's duration no new request starts; the run ends once in-flight ones finish (or this many seconds pass).
+DRAIN_TIMEOUT_S = float(CONFIG.get("drain_timeout", 30))
+
+
+def _sending_window_closed() -> bool:
+    return _STATE["t0"] is not None and time.time() - _STATE["t0"] >= SHAPE.duration
+
+
+def _idle_until_stopped() -> None:
+    gevent.sleep(SHAPE.duration + DRAIN_TIMEOUT_S + 60)  # the shape stops the run long before
+    raise StopUser()
 
 
 def _flush() -> None:
@@ -117,6 +128,7 @@ def _progress_loop(environment: Any) -> None:
 
 @events.test_start.add_listener
 def _on_start(environment: Any, **_: Any) -> None:
+    _STATE["t0"] = time.time()  # the arrival schedule and the sending window start with the run
     if _SAMPLES_PATH is not None:
         _SAMPLES_PATH.parent.mkdir(parents=True, exist_ok=True)
         _SAMPLES_PATH.write_text("")
@@ -157,8 +169,7 @@ class OpenAIUser(FastHttpUser):
         try:
             offset = next(_ARRIVALS)  # type: ignore[arg-type]
         except StopIteration:
-            gevent.sleep(3600)  # the shape ends the run; keep this client idle until then
-            raise StopUser() from None
+            _idle_until_stopped()
         delay = _STATE["t0"] + offset - time.time()
         if delay > 0:
             gevent.sleep(delay)
@@ -167,7 +178,16 @@ class OpenAIUser(FastHttpUser):
 
     @task
     def generate(self) -> None:
+        if _sending_window_closed():
+            _idle_until_stopped()  # the duration is over: no new request, in-flight ones drain
         lag_ms = self._wait_for_arrival() if _ARRIVALS is not None else 0.0
+        _STATE["inflight"] += 1
+        try:
+            self._send(lag_ms)
+        finally:
+            _STATE["inflight"] -= 1
+
+    def _send(self, lag_ms: float) -> None:
         conv, path, body = self.factory.next()
         base = next(_ROUND_ROBIN[conv.model])
         sample: dict[str, Any] = {
@@ -270,12 +290,20 @@ class OpenAIUser(FastHttpUser):
 class ConfiguredShape(LoadTestShape):
     """Drives Locust from the configured shape: client count over time, or the open-loop client pool."""
 
+    last: tuple[int, float] = (0, 1.0)
+
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
         value = SHAPE.value_at(t)
         if value is None:
+            # Drain: keep the clients (they start nothing new) until in-flight requests finish.
+            # In a distributed run the master sees no in-flight requests and stops at the duration.
+            if _STATE["inflight"] > 0 and t < SHAPE.duration + DRAIN_TIMEOUT_S:
+                return self.last
             return None
         if SHAPE.open_loop:
-            return SHAPE.max_concurrency, float(SHAPE.max_concurrency)
-        users = max(int(round(value)), 0)
-        return users, float(max(users, 1) * 10)
+            self.last = (SHAPE.max_concurrency, float(SHAPE.max_concurrency))
+        else:
+            users = max(int(round(value)), 0)
+            self.last = (users, float(max(users, 1) * 10))
+        return self.last

@@ -26,6 +26,8 @@ from llmops.loadtest.profiles import Profile
 LOCUSTFILE = paths.REPO_ROOT / "loadtests" / "locustfile.py"
 # Beyond the shape's own duration: Locust start-up and spawning, before we call it hung.
 STARTUP_GRACE_S = 60.0
+# After the duration no request starts; in-flight ones get this long to finish (the locustfile's drain).
+DRAIN_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -79,6 +81,7 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
         "seed": spec.seed,
         "progress_interval": 0 if quiet else spec.progress_interval,
         "request_timeout": spec.request_timeout,
+        "drain_timeout": DRAIN_TIMEOUT_S,
     }
     config_path.write_text(json.dumps(config, indent=2))
     first_url = next(iter(next(iter(spec.targets.values()))))
@@ -94,7 +97,7 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
     env = dict(os.environ)
     env["LLMOPS_LOADTEST_CONFIG"] = str(config_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT / "src"), env.get("PYTHONPATH", "")]))
-    timeout = spec.shape.duration + STARTUP_GRACE_S
+    timeout = spec.shape.duration + DRAIN_TIMEOUT_S + STARTUP_GRACE_S
     started = time.monotonic()
     log_path = spec.out_dir / f"{spec.label}-locust.log"
     with log_path.open("w") as log:
