@@ -183,7 +183,10 @@ def _to_jsonschema(openapi: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cache_file(pins: list[CrdPin]) -> Path:
-    key = json.dumps([_CACHE_FORMAT, [(p.module, p.version, p.globs) for p in pins]], sort_keys=True)
+    # This module's own source is part of the key: a change to the schema
+    # conversion must never be served from an old cache.
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = json.dumps([_CACHE_FORMAT, code, [(p.module, p.version, p.globs) for p in pins]], sort_keys=True)
     return paths.cache_root() / "crds" / f"schemas-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -212,6 +215,9 @@ def _index() -> dict[str, Any]:
     tmp = cache.with_suffix(f".tmp{id(data)}")
     tmp.write_text(json.dumps(data))
     tmp.replace(cache)  # atomic: parallel test workers may race here
+    for stale in cache.parent.glob("schemas-*.json"):
+        if stale != cache:
+            stale.unlink(missing_ok=True)  # 4 MB each; a pin or code change leaves the old one behind
     return data
 
 
