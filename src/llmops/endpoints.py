@@ -299,13 +299,13 @@ class EndpointManager:
     def __init__(
         self,
         *,
-        log_dir: Path | None = None,
-        registry: Path | None = None,
+        log_dir: str | Path | None = None,
+        registry: str | Path | None = None,
         ports: Sequence[int] = PORT_RANGE,
         binary: Path | None = None,
     ) -> None:
-        self.log_dir = log_dir or paths.cache_root() / "state" / "endpoint-logs"
-        self.registry = registry or registry_path()
+        self.log_dir = Path(log_dir) if log_dir else paths.cache_root() / "state" / "endpoint-logs"
+        self.registry = Path(registry) if registry else registry_path()
         self.ports = list(ports)
         self._binary = binary
         self._sims: dict[tuple[str, int], Simulator] = {}

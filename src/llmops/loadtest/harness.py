@@ -149,4 +149,13 @@ def execute(
     }
     report.write_json(out / "summary.json", document)
     report.write_markdown(out / "summary.md", title, summary, slo_results, ctx, plot_paths, sweep_rows)
-    return Outcome(out, summary, slo_results, report.summary_lines(summary, slo_results))
+    lines = report.summary_lines(summary, slo_results)
+    if sweep_rows:
+        best = summary.get("sweep_best_rate")
+        lines[:0] = [
+            f"sweep: {len(sweep_rows)} rates up to {summary['sweep_max_rate']:.2f} req/s (measured max); "
+            + (f"highest rate meeting every SLO: {best:.2f} req/s (figures below)" if best else "no rate met every SLO"),
+            *(f"  offered {r['offered_rate']:.2f} req/s -> achieved {r['request_throughput']:.2f} req/s, "
+              f"p95 TTFT {r['p95_ttft_ms']:.1f} ms, SLOs {'ok' if r['slo_ok'] else 'breached'}" for r in sweep_rows),
+        ]  # fmt: skip
+    return Outcome(out, summary, slo_results, lines)

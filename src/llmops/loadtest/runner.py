@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from llmops.errors import LlmopsError
 from llmops.loadtest import shapes, stats
 from llmops.loadtest.profiles import Profile
 
+_PROGRESS_RE = re.compile(r"^\[\s*\d+s\] ")  # the locustfile's live progress lines
 LOCUSTFILE = paths.REPO_ROOT / "loadtests" / "locustfile.py"
 # Beyond the shape's own duration: Locust start-up and spawning, before we call it hung.
 STARTUP_GRACE_S = 60.0
@@ -107,7 +109,7 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
             deadline = started + timeout
             for line in proc.stdout:
                 log.write(line)
-                if not quiet and line.startswith("["):
+                if not quiet and _PROGRESS_RE.match(line):
                     print(f"  {line.rstrip()}", flush=True)
                 if time.monotonic() > deadline:
                     break
