@@ -117,7 +117,11 @@ for argv in json.load(sys.stdin):
     except Exception as exc:
         results.append({"ok": False, "exit": None, "error": f"{type(exc).__name__}: {exc}"})
         continue
-    results.append({"ok": True, "values": {k: plain(v) for k, v in vars(ns).items()}})
+    # argparse accepts unambiguous prefixes (--enable-prefix-cachin): valid
+    # today, ambiguous the day vLLM adds a flag. Report flags not spelt out.
+    exact = set(parser._option_string_actions)
+    inexact = [a.split("=", 1)[0] for a in argv if a.startswith("--") and a.split("=", 1)[0] not in exact]
+    results.append({"ok": True, "values": {k: plain(v) for k, v in vars(ns).items()}, "inexact": inexact})
 print("\n@@RESULTS@@" + json.dumps(results))
 '''
 
@@ -196,6 +200,7 @@ class ParseResult:
     ok: bool
     values: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    inexact: tuple[str, ...] = ()  # accepted flags that are abbreviations, not vLLM's spelling
 
 
 def parse_engine_args(arg_lists: Sequence[Sequence[str]], timeout: float = 300) -> list[ParseResult]:
@@ -214,7 +219,7 @@ def parse_engine_args(arg_lists: Sequence[Sequence[str]], timeout: float = 300) 
         raise ToolError(f"vLLM's argument parser did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     raw = json.loads(proc.stdout.rsplit(marker, 1)[1])
     return [
-        ParseResult(tuple(argv), r["ok"], r.get("values", {}), r.get("error", ""))
+        ParseResult(tuple(argv), r["ok"], r.get("values", {}), r.get("error", ""), tuple(r.get("inexact", ())))
         for argv, r in zip(arg_lists, raw, strict=True)
     ]
 

@@ -208,3 +208,51 @@ def locate(error: str, values: Mapping[str, Any], index: int) -> list[str]:
                     paths_found.append(exp.values_path)
                     break
     return list(dict.fromkeys(paths_found))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One model of one environment: what vLLM made of the rendered args."""
+
+    env: str
+    model: str
+    ok: bool
+    problems: tuple[str, ...]
+    argv: tuple[str, ...]
+
+
+def check(values_files: Sequence[str | Path], umbrella: str = "llmops-stack", helm: str = "helm3") -> list[Finding]:
+    """Render each environment, parse every vLLM model's args with vLLM's parser, compare typed values.
+
+    Environments whose engine is not ``vllm`` are skipped (the simulator's
+    flags are checked against the pinned simulator in tests/unit/vllm).
+    """
+    from llmops import engine, render  # render pulls helm; engine needs the engine venv
+
+    cases: list[tuple[str, dict[str, Any], int, str, list[str]]] = []
+    for env in values_files:
+        values = vllm_values([env], umbrella=umbrella)
+        if values.get("enabled") is False or values.get("engine") != "vllm":
+            continue
+        rendered = engine_args(render.render(umbrella, [env], helm=helm))
+        command = [str(x) for x in values.get("vllmCommand") or []]
+        for i, model in enumerate(resolved_models(values)):
+            argv = parser_argv(command, rendered.get(str(model["name"]), []))
+            cases.append((str(env), values, i, str(model["name"]), argv))
+    results = engine.parse_engine_args([c[4] for c in cases]) if cases else []
+    findings = []
+    for (env, values, i, name, argv), result in zip(cases, results, strict=True):
+        problems: list[str] = []
+        if not result.ok:
+            where = ", ".join(locate(result.error, values, i)) or "values path unknown"
+            problems.append(f"vLLM rejected the args ({where}): {result.error.splitlines()[-1] if result.error else ''}")
+        else:
+            for flag in result.inexact:
+                where = ", ".join(locate(f"unrecognized arguments: {flag}", values, i)) or "values path unknown"
+                problems.append(f"{flag} is an abbreviation vLLM only accepts while it is unambiguous ({where})")
+            for exp in expectations(values, i):
+                got = result.values.get(exp.dest)
+                if got != exp.value or type(got) is not type(exp.value):
+                    problems.append(f"{exp.values_path}={exp.value!r} arrived as {exp.dest}={got!r}")
+        findings.append(Finding(env, name, not problems, tuple(problems), tuple(argv)))
+    return findings

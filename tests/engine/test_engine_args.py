@@ -62,6 +62,8 @@ TYPO_OVERLAY = {"vllm": {"models": [{"name": "tiny", "servedModelName": "tiny-ll
 # The schema leaves kvCacheDtype a free string: vLLM must catch a bad one.
 BAD_KV_OVERLAY = {"vllm": {"modelDefaults": {"kvCacheDtype": "fp9"}}}
 EXTRA_ARGS_OVERLAY = {"vllm": {"modelDefaults": {"extraArgs": ["--max-num-seqs", "4"]}}}
+# argparse accepts an unambiguous prefix of a flag: parses today, breaks when vLLM adds a flag.
+ABBREV_OVERLAY = {"vllm": {"modelDefaults": {"extraArgs": ["--enable-prefix-cachin"]}}}
 GPU_OVERLAY = {"vllm": {"modelDefaults": {"gpuMemoryUtilization": 0.9, "gpu": {"count": 1}}}}
 SCHEMA = json.loads((paths.CHARTS_DIR / "vllm" / "values.schema.json").read_text())
 DTYPES = SCHEMA["properties"]["modelDefaults"]["properties"]["dtype"]["enum"]
@@ -70,6 +72,7 @@ OVERLAYS = {
     "bad-kv-cache-dtype": BAD_KV_OVERLAY,
     "extra-args": EXTRA_ARGS_OVERLAY,
     "gpu": GPU_OVERLAY,
+    "abbrev": ABBREV_OVERLAY,
     **{f"dtype-{d}": {"vllm": {"modelDefaults": {"dtype": d}}} for d in DTYPES},
 }
 
@@ -104,6 +107,7 @@ def test_rendered_engine_args_parse_and_every_typed_value_reaches_its_option(
             f"{where}: vLLM rejected the rendered args ({engine_args.locate(result.error, case.values, case.index)}):\n"
             f"{result.error}\nargs: {' '.join(case.argv)}"
         )
+        assert not result.inexact, f"{where}: abbreviated flags {result.inexact}"
         checked = engine_args.expectations(case.values, case.index)
         assert any(e.dest == "served_model_name" for e in checked)
         for exp in checked:
@@ -150,3 +154,12 @@ def test_every_dtype_the_schema_allows_is_a_vllm_dtype(dtype: str, parsed: dict[
     _, result = parsed[f"dtype-{dtype}"]
     assert result.ok, f"values.schema.json allows dtype {dtype!r} but vLLM rejects it: {result.error}"
     assert result.values["dtype"] == dtype
+
+
+def test_abbreviated_extra_arg_is_flagged_with_its_values_path(parsed: dict[str, tuple[Case, engine.ParseResult]]) -> None:
+    case, result = parsed["abbrev"]
+    assert result.ok, "argparse accepts the unambiguous prefix; the check must not rely on a parse error"
+    assert result.values["enable_prefix_caching"] is True
+    assert result.inexact == ("--enable-prefix-cachin",)
+    path = engine_args.locate(f"unrecognized arguments: {result.inexact[0]}", case.values, case.index)
+    assert path == ["vllm.modelDefaults.extraArgs[0]"]
