@@ -43,6 +43,10 @@ def ours(env: dict[str, str], report_dir: Path) -> tuple[float, float, int, int]
     py = [sys.executable, "-m", "llmops"]
     v_s, v = timed([*py, "validate", "--all"], env)
     p_s, p = timed([*py, "policy", "--all", "--report-dir", str(report_dir)], env)
+    for name, proc in (("validate", v), ("policy", p)):
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
+            print(f"  {name} exited {proc.returncode}; this run is left out of the median:\n    " + "\n    ".join(tail))
     return v_s, p_s, v.returncode, p.returncode
 
 
@@ -75,13 +79,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         for i in range(args.repeat):
             v_s, p_s, v_rc, p_rc = ours(env, Path(tmp) / f"ours{i}")
-            ours_runs.append(v_s + p_s)
+            if v_rc == 0 and p_rc == 0:
+                ours_runs.append(v_s + p_s)
             print(f"ours  run {i + 1}: validate --all {v_s:.1f}s (exit {v_rc}) + policy --all {p_s:.1f}s (exit {p_rc}) "
                   f"= {v_s + p_s:.1f}s")
             n_s, counts = naive(env, envs, Path(tmp) / f"naive{i}")
             naive_runs.append(n_s)
             print(f"naive run {i + 1}: {len(envs)} x checkov --framework helm = {n_s:.1f}s; resources per env: "
                   + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    if not ours_runs:
+        print("no run of ours passed; fix the charts or values first")
+        return 1
     o, n = statistics.median(ours_runs), statistics.median(naive_runs)
     print(f"median: ours {o:.1f}s (target <= 30 s), naive {n:.1f}s, naive/ours = {n / o:.2f}x")
     return 0
