@@ -27,6 +27,17 @@ an entry of vllm.models, or the settings would silently apply to nothing.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* An autoscaled model must leave spec.replicas to its autoscaler, or every
+       helm upgrade resets the count the autoscaler chose. */ -}}
+{{- $as := .Values.autoscaling | default dict -}}
+{{- if and .Values.vllm.enabled (eq (toString $as.enabled) "true") (kindIs "map" $as.models) -}}
+{{- $ctx := dict "Values" .Values.vllm "Release" .Release "Chart" (dict "Name" "vllm") -}}
+{{- range $m := (include "vllm.models" $ctx | fromYaml).models -}}
+{{- if and (hasKey $as.models (toString $m.name)) (not (kindIs "invalid" $m.replicas)) }}
+{{- $p = print $p (printf "\nvllm.models[%d].replicas: %v, but autoscaling.models.%s scales this model; set replicas to null (here or in vllm.modelDefaults) so helm upgrade does not reset the autoscaler's count" (int $m.index) $m.replicas $m.name) -}}
+{{- end }}
+{{- end -}}
+{{- end -}}
 {{- include "common.validate.oneOf" (dict "path" "global.environment" "value" .Values.global.environment "allowed" (list "local" "staging" "production")) | print $p | include "llmops-stack.failIfAny" -}}
 {{- end -}}
 

@@ -28,5 +28,7 @@ def test_drift_check_notices_a_changed_value_comment(tmp_path: Path) -> None:
     copy = tmp_path / "charts"
     shutil.copytree(paths.CHARTS_DIR, copy, ignore=shutil.ignore_patterns("*.tgz", "charts"))
     values = copy / "vllm" / "values.yaml"
-    values.write_text(values.read_text().replace("# -- Pods per model.", "# -- Pods per model (edited)."))
+    text = values.read_text()
+    first_doc = text.index("# -- ") + len("# -- ")
+    values.write_text(text[:first_doc] + "Edited: " + text[first_doc:])
     assert chartdocs.drifted(copy) == ["charts/vllm/README.md"]

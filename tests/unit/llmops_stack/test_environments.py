@@ -108,7 +108,7 @@ def test_engines_have_startup_probe_budget_and_pdb_with_max_unavailable(render_c
         covering = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
         assert len(covering) == 1, dep["metadata"]["name"]
         assert "minAvailable" not in covering[0]["spec"]
-        assert covering[0]["spec"]["maxUnavailable"] in (1, "1") or dep["spec"]["replicas"] > 1
+        assert covering[0]["spec"]["maxUnavailable"] not in (0, "0", "0%")
 
 
 def test_engines_with_gpus_roll_out_without_a_surge_pod(render_chart, env_file: Path) -> None:
@@ -116,6 +116,15 @@ def test_engines_with_gpus_roll_out_without_a_surge_pod(render_chart, env_file: 
         if _gpus(dep["spec"]["template"]["spec"]) > 0:
             strategy = dep["spec"]["strategy"]
             assert strategy["type"] == "Recreate" or strategy["rollingUpdate"]["maxSurge"] in (0, "0", "0%")
+
+
+def test_autoscaled_engines_leave_replicas_to_their_autoscaler(render_chart, env_file: Path) -> None:
+    manifests = render_chart(CHART, [env_file])
+    targets = {o["spec"]["scaleTargetRef"]["name"] for o in render.find(manifests, "ScaledObject")}
+    targets |= {o["spec"]["scaleTargetRef"]["name"] for o in render.find(manifests, "HorizontalPodAutoscaler")}
+    for dep in _engines(manifests):
+        autoscaled = dep["metadata"]["name"] in targets
+        assert ("replicas" in dep["spec"]) != autoscaled, dep["metadata"]["name"]
 
 
 def test_local_runs_the_simulator_with_no_gpu_anywhere(render_chart) -> None:
@@ -142,9 +151,11 @@ def test_production_environments_pin_every_image_by_digest(render_chart, env: st
 
 
 def test_production_h100_runs_several_8b_replicas_on_one_h100_each(render_chart) -> None:
-    (dep,) = _engines(render_chart(CHART, [_env("production-h100")]))
+    manifests = render_chart(CHART, [_env("production-h100")])
+    (dep,) = _engines(manifests)
     spec = dep["spec"]["template"]["spec"]
-    assert dep["spec"]["replicas"] >= 2
+    (scaler,) = [o for o in render.find(manifests, "ScaledObject") if o["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]]
+    assert scaler["spec"]["minReplicaCount"] >= 2
     assert _gpus(spec) == 1
     assert spec["nodeSelector"]["nvidia.com/gpu.product"].startswith("NVIDIA-H100")
     assert "8B" in spec["containers"][0]["args"][spec["containers"][0]["args"].index("--served-model-name") + 1]

@@ -12,7 +12,13 @@ CHART = "llmops-stack"
 def test_per_model_map_key_that_names_no_vllm_model_fails(render_chart) -> None:
     # Any subchart alias with a `models` map is checked, including ones added later.
     with pytest.raises(RenderError) as exc:
-        render_chart(CHART, set_values={"autoscaling": {"enabled": True, "models": {"tiny": {}, "ghost": {}}}})
+        render_chart(
+            CHART,
+            set_values={
+                "autoscaling": {"enabled": True, "models": {"tiny": {}, "ghost": {}}},
+                "vllm": {"models": [{"name": "tiny", "source": "hf://o/t@1", "replicas": None}]},
+            },
+        )
     msg = str(exc.value)
     assert 'autoscaling.models.ghost: no model named "ghost"' in msg
     assert "autoscaling.models.tiny" not in msg
@@ -30,3 +36,15 @@ def test_unknown_top_level_key_is_rejected_by_the_umbrella_schema(render_chart) 
 def test_vllm_subchart_can_be_disabled_by_its_condition(render_chart) -> None:
     manifests = render_chart(CHART, set_values={"vllm": {"enabled": False}})
     assert not [m for m in manifests if m.kind == "Deployment"]
+
+
+def test_autoscaled_model_with_a_fixed_replica_count_fails(render_chart) -> None:
+    values = {"autoscaling": {"enabled": True, "models": {"tiny": {}}}, "vllm": {"modelDefaults": {"replicas": 2}}}
+    with pytest.raises(RenderError, match=r"vllm.models\[0\].replicas: 2, but autoscaling.models.tiny scales this model"):
+        render_chart(CHART, set_values=values)
+
+
+def test_autoscaled_model_with_null_replicas_renders_without_spec_replicas(render_chart) -> None:
+    values = {"autoscaling": {"enabled": True, "models": {"tiny": {}}}, "vllm": {"models": [{"name": "tiny", "source": "hf://o/t@1", "replicas": None}]}}
+    (dep,) = [m.obj for m in render_chart(CHART, set_values=values) if m.kind == "Deployment"]
+    assert "replicas" not in dep["spec"]

@@ -322,3 +322,8 @@ def test_topology_spread_without_selector_gets_the_model_selector(render_chart) 
     dep = _single(render_chart, values)
     (tsc,) = pod_spec(dep)["topologySpreadConstraints"]
     assert tsc["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+def test_null_replicas_leaves_the_count_to_an_autoscaler(render_chart) -> None:
+    dep = _single(render_chart, {"models": [{"name": "m", "source": "hf://o/m@a", "replicas": None}]})
+    assert "replicas" not in dep["spec"]
