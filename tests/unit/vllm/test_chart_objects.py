@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import kubeschema, render
+from llmops import kubeschema, render, tools
 
 from ._helpers import deployments, engine, env, flag_values, pod_spec
 
@@ -109,3 +109,19 @@ def test_simulator_lora_modules_are_json_objects_naming_the_base_model(render_ch
     (dep,) = deployments(render_chart(CHART, set_values=values)).values()
     (lora,) = flag_values(engine(dep)["args"])["--lora-modules"]
     assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "base"}
+
+
+@pytest.mark.parametrize(
+    "chart_and_values",
+    [(c, v) for c in ("vllm", "llmops-stack") for v in sorted((render.chart_path(c) / "ci").glob("*-values.yaml"))],
+    ids=lambda cv: f"{cv[0]}/{cv[1].name}",
+)
+def test_helm_lint_strict_is_clean_for_every_ci_scenario(helm: str, chart_and_values: tuple[str, Path]) -> None:
+    chart, values = chart_and_values
+    render.ensure_dependencies(chart, helm)
+    proc = subprocess.run(
+        [str(tools.require(helm)), "lint", "--strict", str(render.chart_path(chart)), "--values", str(values)],
+        capture_output=True, text=True, env=tools.tool_env(), check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "[WARNING]" not in out and "[ERROR]" not in out, out
