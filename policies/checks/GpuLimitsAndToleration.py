@@ -4,17 +4,25 @@ from typing import Any
 
 from checkov.common.models.enums import CheckCategories, CheckResult
 
-from llmops_k8s_util import LlmopsK8Check, GPU_RESOURCE, GPU_TAINT_KEY, WORKLOAD_KINDS, all_containers, is_gpu_pod, pod_spec
+from llmops_k8s_util import (
+    WORKLOAD_KINDS,
+    LlmopsK8Check,
+    all_containers,
+    gpu_resource,
+    gpu_taint,
+    is_gpu_pod,
+    pod_spec,
+)
 
 
-def tolerates_gpu_taint(spec: dict[str, Any]) -> bool:
+def tolerates(spec: dict[str, Any], taint_key: str, taint_effect: str) -> bool:
     for t in spec.get("tolerations") or []:
         key, op, effect = t.get("key"), t.get("operator", "Equal"), t.get("effect")
-        if effect not in (None, "", "NoSchedule"):
+        if effect not in (None, "", taint_effect):
             continue
-        if op == "Exists" and key in (None, "", GPU_TAINT_KEY):
+        if op == "Exists" and key in (None, "", taint_key):
             return True
-        if key == GPU_TAINT_KEY:
+        if key == taint_key:
             return True
     return False
 
@@ -32,14 +40,16 @@ class GpuLimitsAndToleration(LlmopsK8Check):
 
     def scan_spec_conf(self, conf: dict[str, Any]) -> CheckResult:
         spec = pod_spec(conf)
-        if not is_gpu_pod(spec):
+        resource = gpu_resource(conf)
+        if not is_gpu_pod(spec, resource):
             return CheckResult.PASSED
         for c in all_containers(spec):
             res = c.get("resources") or {}
-            if GPU_RESOURCE in (res.get("requests") or {}) and GPU_RESOURCE not in (res.get("limits") or {}):
-                self.details.append(f"container {c.get('name')} requests {GPU_RESOURCE} without a limit")
-        if not tolerates_gpu_taint(spec):
-            self.details.append(f"no toleration for the {GPU_TAINT_KEY}:NoSchedule taint of GPU nodes")
+            if resource in (res.get("requests") or {}) and resource not in (res.get("limits") or {}):
+                self.details.append(f"container {c.get('name')} requests {resource} without a limit")
+        key, effect = gpu_taint(conf)
+        if not tolerates(spec, key, effect):
+            self.details.append(f"no toleration for the {key}:{effect} taint of GPU nodes")
         return CheckResult.FAILED if self.details else CheckResult.PASSED
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
 ENV_ANNOTATION = "policy.llmops.io/environment"
+# Stamped by `llmops policy` from global.gpu (resourceName, taint.key, taint.effect).
+GPU_RESOURCE_ANNOTATION = "policy.llmops.io/gpu-resource"
+GPU_TAINT_ANNOTATION = "policy.llmops.io/gpu-taint"
 ENGINE_COMPONENT = "engine"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -43,22 +46,35 @@ def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def environment(conf: dict[str, Any]) -> str:
-    """The environment tier the policy run stamped on the scanned copy of this object."""
+def annotation(conf: dict[str, Any], key: str, default: str = "") -> str:
     raw = (conf.get("metadata") or {}).get("annotations") or {}
     # checkov turns metadata.annotations into a list of one-entry maps while it parses skips.
     merged: dict[str, Any] = {}
     for item in raw if isinstance(raw, list) else [raw]:
         if isinstance(item, dict):
             merged.update(item)
-    return str(merged.get(ENV_ANNOTATION, ""))
+    return str(merged.get(key) or default)
 
 
-def is_gpu_pod(spec: dict[str, Any]) -> bool:
+def environment(conf: dict[str, Any]) -> str:
+    """The environment tier the policy run stamped on the scanned copy of this object."""
+    return annotation(conf, ENV_ANNOTATION)
+
+
+def gpu_resource(conf: dict[str, Any]) -> str:
+    return annotation(conf, GPU_RESOURCE_ANNOTATION, GPU_RESOURCE)
+
+
+def gpu_taint(conf: dict[str, Any]) -> tuple[str, str]:
+    key, _, effect = annotation(conf, GPU_TAINT_ANNOTATION, f"{GPU_TAINT_KEY}:NoSchedule").partition(":")
+    return key, effect or "NoSchedule"
+
+
+def is_gpu_pod(spec: dict[str, Any], resource: str = GPU_RESOURCE) -> bool:
     for c in all_containers(spec):
         res = c.get("resources") or {}
         for section in ("requests", "limits"):
-            value = (res.get(section) or {}).get(GPU_RESOURCE)
+            value = (res.get(section) or {}).get(resource)
             if value not in (None, 0, "0"):
                 return True
     return False

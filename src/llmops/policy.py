@@ -4,9 +4,10 @@ One checkov process scans all environments: each environment's manifests go
 into one file ``<env>.yaml`` in a temporary folder, scanned with
 ``--framework kubernetes`` (checkov's helm framework silently drops a chart
 when helm writes anything to stderr, so we render ourselves). Before writing,
-each object gets the release namespace if it has none, and the annotation
-``policy.llmops.io/environment`` with the values' ``global.environment``,
-which the production-only checks read. The scanned copy is never applied.
+each object gets the release namespace if it has none, and annotations with
+what the checks need from the values: ``policy.llmops.io/environment``
+(``global.environment``, read by the production-only check) and
+``policy.llmops.io/gpu-resource`` / ``gpu-taint`` (``global.gpu``). The scanned copy is never applied.
 
 Checks that need a whole environment at once (a checkov check sees one object)
 run here in Python over the same render and land in the same reports:
@@ -42,6 +43,8 @@ from llmops.errors import LlmopsError, ToolError
 from llmops.validate import Target
 
 ENV_ANNOTATION = "policy.llmops.io/environment"
+GPU_RESOURCE_ANNOTATION = "policy.llmops.io/gpu-resource"
+GPU_TAINT_ANNOTATION = "policy.llmops.io/gpu-taint"
 CHECKS_DIR = paths.POLICIES_DIR / "checks"
 EXCEPTIONS_FILE = paths.POLICIES_DIR / "exceptions.yaml"
 DEFAULT_REPORT_DIR = paths.REPO_ROOT / "reports" / "policy"
@@ -169,34 +172,41 @@ def _resource_id(kind: str, namespace: str, name: str) -> str:
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 
-def _environment_tier(target: Target) -> str:
+def _policy_annotations(target: Target) -> dict[str, str]:
+    """What the checks need to know from the values: environment tier, GPU resource name and taint."""
     values = values_schema.effective_values(list(target.files))
     glob = values.get("global") if isinstance(values.get("global"), dict) else {}
-    return str(glob.get("environment") or "")
+    gpu = glob.get("gpu") if isinstance(glob.get("gpu"), dict) else {}
+    taint = gpu.get("taint") if isinstance(gpu.get("taint"), dict) else {}
+    return {
+        ENV_ANNOTATION: str(glob.get("environment") or ""),
+        GPU_RESOURCE_ANNOTATION: str(gpu.get("resourceName") or "nvidia.com/gpu"),
+        GPU_TAINT_ANNOTATION: f"{taint.get('key') or 'nvidia.com/gpu'}:{taint.get('effect') or 'NoSchedule'}",
+    }
 
 
-def _stamp(m: render.Manifest, namespace: str, tier: str) -> dict[str, Any]:
+def _stamp(m: render.Manifest, namespace: str, stamps: dict[str, str]) -> dict[str, Any]:
     obj = json.loads(json.dumps(m.obj, default=str))
     meta = obj.setdefault("metadata", {})
     ns = crosscheck.namespace_of(m, namespace)
     if ns:
         meta["namespace"] = ns
     annotations = meta.get("annotations") or {}
-    annotations[ENV_ANNOTATION] = tier
+    annotations.update(stamps)
     meta["annotations"] = annotations
     return obj
 
 
 def render_targets(
     targets: Sequence[Target], helm: str, release: str, namespace: str
-) -> dict[str, tuple[list[render.Manifest], str]]:
-    """{env: (manifests, environment tier)}, rendered in parallel."""
+) -> dict[str, tuple[list[render.Manifest], dict[str, str]]]:
+    """{env: (manifests, annotations to stamp)}, rendered in parallel."""
     chart = values_schema.UMBRELLA
     render.ensure_dependencies(chart, helm)
 
-    def one(t: Target) -> tuple[str, tuple[list[render.Manifest], str]]:
+    def one(t: Target) -> tuple[str, tuple[list[render.Manifest], dict[str, str]]]:
         manifests = render.render(chart, list(t.files), helm=helm, release=release, namespace=namespace)
-        return t.name, (manifests, _environment_tier(t))
+        return t.name, (manifests, _policy_annotations(t))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, targets))
@@ -327,10 +337,10 @@ def check(
         scan_dir.mkdir()
         sources: dict[tuple[str, str], str] = {}
         objects = 0
-        for env, (manifests, tier) in rendered.items():
+        for env, (manifests, stamps) in rendered.items():
             docs = []
             for m in manifests:
-                obj = _stamp(m, namespace, tier)
+                obj = _stamp(m, namespace, stamps)
                 docs.append(obj)
                 ns = crosscheck.namespace_of(m, namespace)
                 sources[(env, _resource_id(m.kind, ns, m.name))] = _source_path(m.source)
@@ -347,7 +357,7 @@ def check(
     progress(f"checkov: {scanned} resource(s), {summary.get('passed', 0)} passed, "
              f"{summary.get('failed', 0)} failed in {seconds['checkov']:.1f}s")
     results = _checkov_results(data, sources)
-    for env, (manifests, _tier) in rendered.items():
+    for env, (manifests, _stamps) in rendered.items():
         results += network_policy_coverage(env, manifests, namespace)
     stale = apply_exceptions(results, exceptions)
     results.sort(key=lambda r: (r.status != "failed", r.env, r.check_id, r.resource))

@@ -79,6 +79,14 @@ CASES: dict[str, tuple[Mutation, str, set[str]]] = {
     "staging-tag-only": (lambda d: _container(d).update(image="vllm/vllm-openai:v0.32.0"), "staging", set()),
     "gpu-no-toleration": (lambda d: _pod(d).pop("tolerations"), "production", {"CKV_LLMOPS_3"}),
     "gpu-request-no-limit": (lambda d: _container(d)["resources"].pop("limits"), "production", {"CKV_LLMOPS_3"}),
+    # global.gpu.taint says GPU nodes carry gpu-node=NoExecute: the nvidia.com/gpu toleration no longer helps.
+    "custom-taint-not-tolerated": (
+        lambda d: d["metadata"]["annotations"].update({policy.GPU_TAINT_ANNOTATION: "gpu-node:NoExecute"}),
+        "production", {"CKV_LLMOPS_3"}),
+    "custom-taint-tolerated": (
+        lambda d: (d["metadata"]["annotations"].update({policy.GPU_TAINT_ANNOTATION: "gpu-node:NoExecute"}),
+                   _pod(d)["tolerations"].append({"key": "gpu-node", "operator": "Exists"})),
+        "production", set()),
     "cpu-pod-no-toleration": (lambda d: (_pod(d).pop("tolerations"), _container(d).pop("resources")),
                               "production", set()),
     "privileged": (lambda d: _container(d)["securityContext"].update(privileged=True), "production",
