@@ -14,8 +14,9 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
-from llmops import engine
+from llmops import engine, paths
 
 if TYPE_CHECKING:
     from conftest import LoadRun
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 # engine tests run on one worker so only one server starts.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm-engine")]
 MODEL = "tiny-llm"  # servedModelName in values/local-vllm.yaml
+PROFILE = paths.REPO_ROOT / "loadtests" / "profiles" / "engine-cpu.yaml"
+
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
@@ -69,9 +72,10 @@ def test_usage_under_load_matches_the_servers_counters_up_to_aborted_requests(lo
     ok = [s for s in load_run.samples if s.ok]
     assert all(s.output_tokens >= 1 and s.input_tokens >= 1 for s in ok)
     client_out, server_out = sum(s.output_tokens for s in ok), delta("vllm:generation_tokens_total")
-    # Locust stops its 8 users mid-request: the server counted tokens of at
-    # most 8 aborted requests (<= 32 output tokens each) that no client saw.
-    users, max_out = 8, 32
+    # Locust stops its users mid-request: the server counted tokens of at most
+    # one aborted request per user (<= the profile's max output) no client saw.
+    profile = yaml.safe_load(PROFILE.read_text())
+    users, max_out = int(profile["load"]["users"]), int(profile["output_tokens"]["max"])
     assert client_out <= server_out <= client_out + users * max_out, (client_out, server_out)
     client_in, server_in = sum(s.input_tokens for s in ok), delta("vllm:prompt_tokens_total")
     assert client_in <= server_in, (client_in, server_in)
