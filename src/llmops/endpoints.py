@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -177,8 +178,13 @@ class Simulator:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
+    def tls(self) -> bool:
+        argv = self.config.argv(self.port)
+        return "--self-signed-certs" in argv or "--ssl-certfile" in argv
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -220,7 +226,9 @@ class Simulator:
                     f"answered; its log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:  # noqa: S310 - loopback
+                # loopback readiness only: a self-signed simulator certificate is expected
+                ctx = ssl._create_unverified_context() if self.tls else None  # noqa: S323
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2, context=ctx) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError):

@@ -50,7 +50,7 @@ def _targets(args: argparse.Namespace) -> Iterator[dict[str, list[str]]]:
     from llmops.loadtest import targets
 
     if args.url:
-        yield targets.from_url(args.url, args.model, args.api_key)
+        yield targets.from_url(args.url, args.model, args.api_key, insecure=args.insecure)
     else:
         with targets.from_release(args.release, args.namespace) as resolved:
             yield resolved

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -30,25 +31,27 @@ ENGINE_SELECTOR = "app.kubernetes.io/component=engine"
 MODEL_LABEL = "llmops.io/model"
 
 
-def models_at(url: str, api_key: str = "", timeout: float = 10.0) -> list[str]:
+def models_at(url: str, api_key: str = "", timeout: float = 10.0, *, insecure: bool = False) -> list[str]:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     req = urllib.request.Request(url.rstrip("/") + "/v1/models", headers=headers)
+    ctx = ssl._create_unverified_context() if insecure else None  # noqa: S323 - the user asked for --insecure
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - user-given endpoint
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:  # noqa: S310 - user-given endpoint
             data = json.load(resp)
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-        raise LlmopsError(f"cannot list models at {url}/v1/models ({exc}); is the endpoint up? or pass --model") from exc
+        hint = " (self-signed certificate? pass --insecure)" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+        raise LlmopsError(f"cannot list models at {url}/v1/models ({exc}){hint}; is the endpoint up? or pass --model") from exc
     models = [str(m["id"]) for m in data.get("data", []) if "id" in m]
     if not models:
         raise LlmopsError(f"{url}/v1/models lists no model; pass --model")
     return models
 
 
-def from_url(url: str, models: Sequence[str] = (), api_key: str = "") -> dict[str, list[str]]:
+def from_url(url: str, models: Sequence[str] = (), api_key: str = "", *, insecure: bool = False) -> dict[str, list[str]]:
     base = url.rstrip("/")
     if base.endswith("/v1"):
         base = base[: -len("/v1")]
-    names = list(models) or models_at(base, api_key)
+    names = list(models) or models_at(base, api_key, insecure=insecure)
     return {m: [base] for m in names}
 
 

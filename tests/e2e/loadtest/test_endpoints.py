@@ -65,3 +65,26 @@ def test_a_simulator_that_cannot_start_fails_with_its_log(tmp_path: Path) -> Non
         with pytest.raises(LlmopsError, match="exited .* before /health answered"):
             mgr.start(config, timeout=10)
         assert mgr.simulators() == []
+
+
+def test_tls_endpoint_needs_insecure_for_a_self_signed_certificate(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from llmops import paths
+
+    config = endpoints.SimulatorConfig(model="m", ttft_ms=5, itl_ms=1, extra_args=("--self-signed-certs",))
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=tmp_path / "r.json") as mgr:
+        sim = mgr.start(config)
+        assert sim.url.startswith("https://")
+        base = [sys.executable, "-m", "llmops", "loadtest", "--url", sim.url, "--duration", "2s", "--users", "2",
+                "--slo", "none", "--no-plots"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(paths.REPO_ROOT / "src")}
+        refused = subprocess.run([*base, "--report-dir", str(tmp_path / "a")], capture_output=True, text=True,
+                                 env=env, cwd=paths.REPO_ROOT, timeout=120, check=False)  # fmt: skip
+        assert refused.returncode == 2 and "pass --insecure" in refused.stderr
+        ok = subprocess.run([*base, "--insecure", "--report-dir", str(tmp_path / "b")], capture_output=True,
+                            text=True, env=env, cwd=paths.REPO_ROOT, timeout=120, check=False)  # fmt: skip
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        summary = json.loads((tmp_path / "b" / "summary.json").read_text())["summary"]
+        assert summary["completed"] > 0 and summary["failed"] == 0
