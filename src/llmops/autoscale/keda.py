@@ -63,7 +63,8 @@ def keda_module_dir() -> Path:
 
 def crd_documents() -> list[Path]:
     """The CRDs of the exact KEDA version whose binaries run (not a second pin)."""
-    return sorted((keda_module_dir() / "config" / "crd" / "bases").glob("keda.sh_*.yaml"))
+    # keda.sh and eventing.keda.sh: the operator waits for caches of both groups and exits without them.
+    return sorted((keda_module_dir() / "config" / "crd" / "bases").glob("*.yaml"))
 
 
 @dataclass

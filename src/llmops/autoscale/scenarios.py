@@ -48,7 +48,7 @@ def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Ma
     ``scrape_interval`` sets the observability chart's ServiceMonitor interval (None: the chart's default).
     """
     vllm_models = [
-        {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs,
+        {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs, "replicas": None,
          "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT}}
         for m in models
     ]  # fmt: skip

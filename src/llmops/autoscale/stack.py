@@ -195,7 +195,7 @@ class AutoscaleStack:
             argv += ["-f", str(f)]
         cluster.kubectl(self.cfg.cluster_name, *argv, timeout=120)
         cluster.kubectl(self.cfg.cluster_name, "wait", "--for", "condition=Established", "crd",
-                        "scaledobjects.keda.sh", "--timeout=60s", timeout=70)  # fmt: skip
+                        "scaledobjects.keda.sh", "cloudeventsources.eventing.keda.sh", "--timeout=60s", timeout=70)  # fmt: skip
 
     def _uninstall(self, rel: release.Release) -> None:
         with contextlib.suppress(LlmopsError):
