@@ -21,6 +21,7 @@ anyway, which the bad-values corpus uses to prove Helm rejects them too).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -169,6 +170,26 @@ def _divergence(first: list[render.Manifest], other: list[render.Manifest]) -> s
     return None
 
 
+# One problem of a chart's validateValues message: "- vllm.models[0].name: what is wrong".
+_RULE_LINE = re.compile(r"^\s*-\s+((?:global|[a-z][A-Za-z0-9]*)(?:\.[A-Za-z0-9_-]+|\[\d+\])*):\s+(.+)$")
+
+
+def _render_problems(errors: dict[str, str], files: Sequence[Path], chart: str) -> list[Problem]:
+    """Helm failures as problems; chart-rule lines that name a values path are located at file:line.
+
+    When every Helm major reports the same rules, each is listed once.
+    """
+    parsed = {h: [m.groups() for line in text.splitlines() if (m := _RULE_LINE.match(line))] for h, text in errors.items()}
+    problems: list[Problem] = []
+    if parsed and all(parsed.values()) and len({tuple(v) for v in parsed.values()}) == 1:
+        helms = ", ".join(errors)
+        for path, message in next(iter(parsed.values())):
+            file, line = values_schema.locate(path, files, chart)
+            problems.append(Problem("render", f"{file}:{line}", path, f"{message} (chart rule; {helms})"))
+        return problems
+    return [Problem("render", h, "", text) for h, text in errors.items()]
+
+
 def _render_step(result: TargetResult, chart: str, helms: Sequence[str], release: str, namespace: str,
                  pool: ThreadPoolExecutor) -> None:
     started = time.monotonic()
@@ -181,7 +202,7 @@ def _render_step(result: TargetResult, chart: str, helms: Sequence[str], release
             result.manifests[h] = fut.result()
         except render.RenderError as exc:
             result.render_errors[h] = str(exc)
-            result.problems.append(Problem("render", h, "", str(exc)))
+    result.problems += _render_problems(result.render_errors, result.target.files, chart)
     if len(result.manifests) > 1:
         first, *rest = list(result.manifests)
         for other in rest:
@@ -276,7 +297,7 @@ def format_text(results: Sequence[TargetResult]) -> str:
         status = "ok" if r.ok else f"INVALID ({len(r.problems)} problem(s))"
         lines.append(f"{r.target.name} [{', '.join(_rel(f) for f in r.target.files)}]: {status}")
         for p in r.problems:
-            if p.step == "values":
+            if p.step == "values" or (p.step == "render" and p.path):
                 lines.append(f"  {p.where}: {p.path}: {p.message}")
             else:
                 lines.extend("  " + line for line in str(p).splitlines())

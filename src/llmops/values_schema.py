@@ -442,3 +442,27 @@ def effective_values(files: Sequence[str | Path], chart: str | Path = UMBRELLA) 
         raise LlmopsError("; ".join(str(e) for e in errors))
     values, _ = coalesce(node, [d.data for d in docs])
     return values
+
+
+def parse_path(dotted: str) -> PathKey:
+    """'vllm.models[0].name' -> ('vllm', 'models', 0, 'name')."""
+    out: list[str | int] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
+        out.append(int(part[1:-1]) if part.startswith("[") else part)
+    return tuple(out)
+
+
+def locate(dotted: str, files: Sequence[str | Path], chart: str | Path = UMBRELLA) -> tuple[str, int]:
+    """The file and line that set the values path DOTTED (the deepest, latest match), for chart-rule messages."""
+    node = load_chart(chart)
+    docs, errors = load_documents(files)
+    layers: list[_Layer] = []
+
+    def add_defaults(n: ChartNode, prefix: PathKey) -> None:
+        layers.insert(0, _Layer(n.defaults, prefix))
+        for key, _cond, child in n.dependencies:
+            add_defaults(child, prefix + (key,))
+
+    add_defaults(node, ())
+    layers += [_Layer(d, ()) for d in docs]
+    return _locate(parse_path(dotted), layers)

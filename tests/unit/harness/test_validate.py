@@ -48,7 +48,12 @@ def test_cli_reports_chart_rule_violations_from_helm_and_exits_1() -> None:
     data = json.loads(proc.stdout)
     [target] = data["targets"]
     assert target["steps"]["values"] == "ok" and target["steps"]["render"] == "failed"
-    assert any("vllm.shutdown.terminationGracePeriodSeconds" in p["message"] for p in target["problems"])
+    case = "tests/fixtures/invalid-values/vllm-grace-period-too-short.yaml"
+    [problem] = target["problems"]
+    assert problem["path"] == "vllm.shutdown.terminationGracePeriodSeconds"
+    assert problem["where"] == f"{case}:7"  # the line that set it
+    assert "must be larger than preStopSleepSeconds + drainSeconds = 70" in problem["message"]
+    assert "helm3, helm4" in problem["message"]
 
 
 def test_cli_json_for_a_valid_environment_exits_0() -> None:
