@@ -193,7 +193,8 @@ class Simulator:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, binary: Path) -> None:
+    def start(self, binary: Path, *, detached: bool = False) -> None:
+        """Spawn the process; ``detached`` ones get their own session and outlive the harness."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         try:
@@ -204,7 +205,8 @@ class Simulator:
                 stdin=subprocess.DEVNULL,
                 # PR_SET_PDEATHSIG fires when the forking *thread* exits, so it is only
                 # safe from the main thread; elsewhere the manager's atexit hook stops it.
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,  # noqa: PLW1509
+                preexec_fn=None if detached or threading.current_thread() is not threading.main_thread() else _die_with_parent,  # noqa: PLW1509
+                start_new_session=detached,
             )
         finally:
             log.close()
@@ -318,7 +320,18 @@ class EndpointManager:
         self._binary = binary
         self._sims: dict[tuple[str, int], Simulator] = {}
         self._lock = threading.RLock()  # a reconciler thread and the owner may both call in
+        self.detached = False
         atexit.register(self.stop_all)  # last resort when the owner forgets (or cannot) exit the context
+
+    def detach(self) -> None:
+        """Keep every simulator running after this manager exits (``make demo --keep``).
+
+        They stay in the registry, serve ``llmops loadtest --release``, and stop
+        with ``llmops endpoints down``. Simulators started afterwards are detached
+        from the start (own session, no parent-death signal).
+        """
+        with self._lock:
+            self.detached = True
 
     @property
     def binary(self) -> Path:
@@ -384,7 +397,7 @@ class EndpointManager:
             tried.add(port)
             safe = group.replace("/", "_")
             sim = Simulator(config, port, self.log_dir / f"{safe}-{index}-{port}.log", group, index, dict(labels or {}))
-            sim.start(self.binary)
+            sim.start(self.binary, detached=self.detached)
             self._sims[(group, index)] = sim
             if not wait:
                 self._register(sim)
@@ -409,6 +422,9 @@ class EndpointManager:
         self._unregister([sim])
 
     def _stop_all(self) -> None:
+        if self.detached:
+            self._sims.clear()
+            return
         sims = list(self._sims.values())
         for sim in sims:
             if sim.alive() and sim.process is not None:
@@ -568,3 +584,34 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
                 raise LlmopsError(f"cannot read Deployment {namespace}/{name}: {exc.reason}") from exc
             out[name] = 0
     return out
+
+
+def _is_simulator(pid: int) -> bool:
+    try:
+        return SIMULATOR in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def stop_registered(release: str | None = None, namespace: str | None = None, path: Path | None = None) -> list[str]:
+    """Stop registered simulators (optionally only RELEASE/NAMESPACE's); returns their URLs.
+
+    Only processes whose command line is llm-d-inference-sim are signalled, so a
+    recycled pid never hits an unrelated process.
+    """
+    path = path or registry_path()
+    if not path.exists():
+        return []
+    stopped: list[str] = []
+    with _locked_registry(path) as data:
+        keep = []
+        for entry in data["endpoints"]:
+            if (release is None or entry.get("release") == release) and (namespace is None or entry.get("namespace") == namespace):
+                pid = int(entry["pid"])
+                if _is_simulator(pid):
+                    os.kill(pid, signal.SIGTERM)
+                stopped.append(str(entry["url"]))
+            else:
+                keep.append(entry)
+        data["endpoints"] = keep
+    return stopped

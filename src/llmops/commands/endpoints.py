@@ -36,6 +36,10 @@ def register(sub: Any) -> None:
     up.set_defaults(func=_up)
     status = esub.add_parser("status", help="list the live registered simulators")
     status.set_defaults(func=_status)
+    down = esub.add_parser("down", help="stop registered simulators (e.g. those `make demo --keep` left running)")
+    down.add_argument("--release", help="only this release's (default: every registered simulator)")
+    down.add_argument("-n", "--namespace", help="only this namespace's")
+    down.set_defaults(func=_down)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -76,4 +80,10 @@ def _status(args: argparse.Namespace) -> int:
     for e in sorted(entries, key=lambda e: (e.get("group", ""), e.get("index", 0))):
         print(f"{e.get('namespace', '-')}/{e.get('release', '-')} {e.get('group')}[{e.get('index')}] "
               f"{'/'.join(e.get('served_model_names', []))} {e['url']} pid {e['pid']}")  # fmt: skip
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = endpoints.stop_registered(args.release, args.namespace)
+    print(f"stopped {len(stopped)} simulator(s){': ' + ' '.join(stopped) if stopped else ''}")
     return 0

@@ -30,7 +30,10 @@ def demo_step(args: argparse.Namespace) -> str:
     release = getattr(args, "release", None) or DEFAULT_RELEASE
     namespace = getattr(args, "namespace", None) or DEFAULT_NAMESPACE
     deployments = engine_deployments(args.values, release, namespace)
+    keep = bool(getattr(args, "keep", False))
     with endpoints.EndpointManager() as manager:
+        if keep:
+            manager.detach()  # --keep: the endpoints outlive the demo, like the cluster and the release
         for dep in deployments:
             # One simulator per replica, with the args the chart renders for the pod.
             manager.reconcile(
@@ -54,6 +57,9 @@ def demo_step(args: argparse.Namespace) -> str:
     for line in outcome.lines:
         print(f"  {line}", flush=True)
     print(f"  report: {outcome.report_dir / 'summary.md'} (Locust HTML, JSON, PNG plots beside it)", flush=True)
+    if keep:
+        print(f"  endpoints left running: `llmops loadtest --release {release} -n {namespace}` loads them again; "
+              "`llmops endpoints down` stops them", flush=True)  # fmt: skip
     if not outcome.ok:
         raise harness.SloBreach("SLO breached: " + "; ".join(outcome.breaches()))
     return f"(report {outcome.report_dir})"

@@ -88,3 +88,18 @@ def test_tls_endpoint_needs_insecure_for_a_self_signed_certificate(tmp_path: Pat
         assert ok.returncode == 0, ok.stdout + ok.stderr
         summary = json.loads((tmp_path / "b" / "summary.json").read_text())["summary"]
         assert summary["completed"] > 0 and summary["failed"] == 0
+
+
+def test_detached_simulators_outlive_the_manager_until_endpoints_down(tmp_path: Path) -> None:
+    registry = tmp_path / "r.json"
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=registry) as mgr:
+        mgr.detach()
+        sim = mgr.start(endpoints.SimulatorConfig(model="kept"), labels={"release": "rel", "namespace": "ns"})
+    try:
+        assert _models(sim.url) == ["kept"]  # still serving after the manager exited
+        assert endpoints.lookup("rel", "ns", registry) == {"kept": {"kept": [sim.url]}}
+    finally:
+        stopped = endpoints.stop_registered("rel", "ns", registry)
+    assert stopped == [sim.url]
+    assert sim.process is not None and sim.process.wait(timeout=10) is not None
+    assert endpoints.read_registry(registry) == []
