@@ -122,3 +122,15 @@ def test_gateway_mode_without_parent_refs_fails(render_chart) -> None:
 def test_schema_rejects_an_uppercase_host(render_chart) -> None:
     with pytest.raises(RenderError, match="hosts"):
         render_chart(CHART, set_values=_values(hosts=["LLM.example.com"]))
+
+
+def test_without_hosts_and_tls_the_rule_matches_any_host(render_chart) -> None:
+    ing = _one(render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}], "tls": {"enabled": False}}), "Ingress")
+    (rule,) = ing["spec"]["rules"]
+    assert "host" not in rule
+    assert "tls" not in ing["spec"]
+
+
+def test_one_rule_per_host(render_chart) -> None:
+    ing = _one(render_chart(CHART, set_values=_values(hosts=["a.example.com", "b.example.com"])), "Ingress")
+    assert [r["host"] for r in ing["spec"]["rules"]] == ["a.example.com", "b.example.com"]
