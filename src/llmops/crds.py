@@ -173,7 +173,7 @@ def _open(schema: Any) -> Any:
 
 
 def _to_jsonschema(openapi: dict[str, Any]) -> dict[str, Any]:
-    schema = _structural(copy.deepcopy(openapi))
+    schema: dict[str, Any] = _structural(copy.deepcopy(openapi))
     props = schema.setdefault("properties", {})
     props["metadata"] = _METADATA_SCHEMA
     props.setdefault("apiVersion", {"type": "string"})
@@ -252,7 +252,7 @@ def _path(parts: Iterable[Any]) -> str:
 
 
 def _message(err: jsonschema.ValidationError) -> str:
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict) and isinstance(err.schema, Mapping):
         allowed = sorted((err.schema.get("properties") or {}).keys())
         extra = sorted(set(err.instance) - set(allowed))
         return f"unknown field(s) {', '.join(extra)} (allowed: {', '.join(allowed) or 'none'})"
