@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -105,22 +106,23 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
     with log_path.open("w") as log:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
+        # A watchdog, not a check between lines: a hung Locust may print nothing at all.
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            deadline = started + timeout
             for line in proc.stdout:
                 log.write(line)
                 if not quiet and _PROGRESS_RE.match(line):
                     print(f"  {line.rstrip()}", flush=True)
-                if time.monotonic() > deadline:
-                    break
-            proc.wait(timeout=max(deadline - time.monotonic(), 1))
-        except subprocess.TimeoutExpired:
-            pass
+            proc.wait()
         finally:
-            if proc.poll() is None:
+            watchdog.cancel()
+            if proc.poll() is None:  # interrupted while reading
                 proc.kill()
                 proc.wait()
-                raise LlmopsError(f"locust did not finish within {timeout:.0f}s; see {log_path}")
+        if time.monotonic() - started >= timeout:
+            raise LlmopsError(f"locust did not finish within {timeout:.0f}s (waiting for the run to end); see {log_path}")
     wall = time.monotonic() - started
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-20:])
