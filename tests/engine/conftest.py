@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,7 @@ class RenderedEngine:
     command: list[str]
     args: list[str]
     env: dict[str, str]  # literal env values the server honours on the host (VLLM_* tuning)
+    container: dict[str, Any]  # the whole rendered container (probes, ports)
 
 
 # Rendered env vars that name in-pod paths (HOME, /cache/...) are replaced by
@@ -70,7 +72,7 @@ def local_vllm_rendered() -> RenderedEngine:
                         if "value" in e and e["name"] not in _HOST_PATH_ENV
                     }  # fmt: skip
                     return RenderedEngine(
-                        [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])], env
+                        [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])], env, c
                     )
     raise AssertionError(f"no engine Deployment rendered from {LOCAL_VLLM}")
 

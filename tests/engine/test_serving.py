@@ -19,7 +19,7 @@ import yaml
 from llmops import engine, paths
 
 if TYPE_CHECKING:
-    from conftest import LoadRun
+    from conftest import LoadRun, RenderedEngine
 
 # One vLLM server per session: under `make test` (xdist, --dist loadgroup) all
 # engine tests run on one worker so only one server starts.
@@ -150,3 +150,23 @@ def test_request_beyond_max_model_len_is_a_400_not_a_crash(vllm_server: engine.E
     assert "error" in body
     with urllib.request.urlopen(f"{vllm_server.url}/health", timeout=10) as resp:
         assert resp.status == 200
+
+
+def test_rendered_probes_answer_on_the_real_server_within_their_budgets(
+    vllm_server: engine.EngineServer, local_vllm_rendered: RenderedEngine
+) -> None:
+    container = local_vllm_rendered.container
+    (port,) = [p for p in container["ports"] if p["name"] == "http"]
+    args = local_vllm_rendered.args
+    assert args[args.index("--port") + 1] == str(port["containerPort"]), "probes target the port vLLM listens on"
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container[kind]
+        path = probe["httpGet"]["path"]
+        with urllib.request.urlopen(f"{vllm_server.url}{path}", timeout=probe.get("timeoutSeconds", 1)) as resp:
+            assert resp.status == 200, f"{kind} {path}"
+    # The start-up budget must cover a load at least as slow as this machine's.
+    startup = container["startupProbe"]
+    budget = startup["periodSeconds"] * startup["failureThreshold"]
+    assert vllm_server.startup_seconds is not None and vllm_server.startup_seconds < budget, (
+        f"vLLM took {vllm_server.startup_seconds:.0f}s to answer /health; the startupProbe allows {budget}s"
+    )
