@@ -49,9 +49,12 @@ def test_service_account_does_not_automount_its_token(render_chart) -> None:
     assert pod_spec(dep)["serviceAccountName"] == sa["metadata"]["name"]
 
 
-def test_helm_test_hook_sends_a_chat_completion_to_every_model(render_chart) -> None:
+def test_helm_test_hook_sends_a_chat_completion_to_every_model_and_adapter(render_chart) -> None:
     values = {
-        "models": [{"name": "a", "servedModelName": "alpha", "source": "hf://o/a@1"}, {"name": "b", "source": "hf://o/b@1"}],
+        "models": [
+            {"name": "a", "servedModelName": "alpha", "source": "hf://o/a@1"},
+            {"name": "b", "source": "hf://o/b@1", "loraAdapters": [{"name": "sql", "source": "pvc://l/sql"}]},
+        ],
         "apiKey": {"enabled": True, "secretName": "keys"},
     }
     manifests = render_chart(CHART, set_values=values)
@@ -62,6 +65,7 @@ def test_helm_test_hook_sends_a_chat_completion_to_every_model(render_chart) -> 
     assert targets == [
         {"model": "alpha", "url": "http://llmops-a.llmops.svc:8000/v1/chat/completions"},
         {"model": "b", "url": "http://llmops-b.llmops.svc:8000/v1/chat/completions"},
+        {"model": "sql", "url": "http://llmops-b.llmops.svc:8000/v1/chat/completions"},
     ]
     script = c["args"][0]
     assert "status == 200" in script and "content.strip()" in script and "sys.exit(1 if failed else 0)" in script
