@@ -20,7 +20,6 @@ from typing import Any
 
 from llmops import endpoints, render
 
-MASTER_PORT = "18098"
 
 
 def _pod(manifests: list[render.Manifest], component: str) -> dict[str, Any]:
@@ -56,14 +55,14 @@ def _localize(value: str, mapping: dict[str, Path]) -> str:
     return value
 
 
-def _command(pod: dict[str, Any], mapping: dict[str, Path], fullname: str) -> tuple[list[str], dict[str, str]]:
+def _command(pod: dict[str, Any], mapping: dict[str, Path], fullname: str, port: str) -> tuple[list[str], dict[str, str]]:
     container = pod["containers"][0]
     args = [_localize(a, mapping) for a in container["args"]]
     args = ["127.0.0.1" if a == f"{fullname}-master" else a for a in args]
     if "--master-port" in args:
-        args[args.index("--master-port") + 1] = MASTER_PORT
+        args[args.index("--master-port") + 1] = port
     if "--master" in args:
-        args += ["--master-bind-host", "127.0.0.1", "--master-bind-port", MASTER_PORT]
+        args += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
     env = {e["name"]: _localize(e["value"], mapping) for e in container["env"] if "value" in e}
     # the image's PATH has locust and its Python; here that is the harness venv (never the repo's src)
     env["PATH"] = os.environ["PATH"]
@@ -80,13 +79,15 @@ def test_rendered_master_and_workers_run_the_profile_against_the_target(tmp_path
                         "load": {"shape": "concurrency", "users": 4, "duration": "4s"}},
         }  # fmt: skip
         manifests = render.render("loadtest", set_values=values, release="lt", namespace="ns")
+        # simulators fill 18000-18099 from the bottom; the master takes a free port from the top
+        port = str(next(p for p in reversed(endpoints.PORT_RANGE) if endpoints.port_is_free(p)))
         procs = []
         outputs = {}
         for component in ("worker", "worker", "master"):
             pod = _pod(manifests, component)
             root = tmp_path / f"{component}-{len(procs)}"
             mapping = _materialize(manifests, pod, root)
-            argv, env = _command(pod, mapping, "lt-loadtest")
+            argv, env = _command(pod, mapping, "lt-loadtest", port)
             out = root / "stdout"
             outputs[len(procs)] = out
             procs.append(subprocess.Popen(argv, env=env, cwd=root, stdout=out.open("w"), stderr=subprocess.STDOUT))
