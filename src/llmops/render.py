@@ -6,6 +6,7 @@ test suite that asks for the same render many times pays for it once.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -89,6 +90,20 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
     stamp = chart / "charts" / ".deps-digest"
     if stamp.exists() and stamp.read_text() == digest:
         return
+    # pytest-xdist workers (and parallel CLI runs) render at the same time: one
+    # rebuilds charts/<chart>/charts while the others wait, then see the stamp.
+    locks = paths.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock_name = hashlib.sha256(str(chart.resolve()).encode()).hexdigest()[:16] + ".lock"
+    with (locks / lock_name).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        _dependency_update(chart, helm)
+        stamp.write_text(digest)
+
+
+def _dependency_update(chart: Path, helm: str) -> None:
     proc = subprocess.run(
         # `update`, not `build`: a Chart.lock left from before a dependency was
         # added makes `build` fail ("out of sync"); all ours are file:// anyway.
@@ -99,8 +114,7 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise RenderError(f"helm dependency build {chart} failed:\n{proc.stderr.strip()}", proc.stderr)
-    stamp.write_text(digest)
+        raise RenderError(f"helm dependency update {chart} failed:\n{proc.stderr.strip()}", proc.stderr)
 
 
 _CACHE: dict[str, list[Manifest]] = {}
