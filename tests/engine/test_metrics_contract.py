@@ -67,6 +67,11 @@ def test_every_contract_vllm_metric_is_exported_after_load(engine_name: str, req
     exported = _exported(text)
     missing = {m.name: sorted(_required(m) - exported) for m in wanted if _required(m) - exported}
     assert not missing, f"{engine_name} does not export contract metrics: {missing}"
+    if engine_name != "vllm":
+        # The flag must not be stale the other way either: a metric the
+        # simulator does export should be marked simulator=True.
+        stale = [m.name for m in contract if not m.simulator and _required(m) <= exported]
+        assert not stale, f"llm-d-inference-sim exports {stale}: mark them simulator=True in the contract"
     # The series carry the served model name, which the rules and dashboards select on.
     for m in wanted:
         if m.name.startswith("vllm:"):
