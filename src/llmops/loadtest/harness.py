@@ -92,6 +92,7 @@ def execute(
     spec = runner.RunSpec(
         profile_data=profile_data, profile=prof, targets=targets, shape=shape, out_dir=out,
         api_key=api_key, insecure=insecure, seed=seed, label="run",
+        drain_timeout=shapes.parse_duration(load.get("drain", runner.DRAIN_TIMEOUT_S)),
     )  # fmt: skip
     if not quiet:
         desc = f"{shape.kind}, {shape.duration:g}s" if shape.kind != "sweep" else "sweep"

@@ -46,6 +46,8 @@ class RunSpec:
     progress_interval: float = 5.0
     request_timeout: float = 600.0
     label: str = "run"
+    # After the duration no request starts; in-flight ones get this long to finish (0: cut them off).
+    drain_timeout: float = DRAIN_TIMEOUT_S
 
 
 @dataclass
@@ -84,7 +86,7 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
         "seed": spec.seed,
         "progress_interval": 0 if quiet else spec.progress_interval,
         "request_timeout": spec.request_timeout,
-        "drain_timeout": DRAIN_TIMEOUT_S,
+        "drain_timeout": spec.drain_timeout,
     }
     config_path.write_text(json.dumps(config, indent=2))
     first_url = next(iter(next(iter(spec.targets.values()))))
@@ -100,7 +102,7 @@ def run(spec: RunSpec, *, quiet: bool = False) -> RunResult:
     env = dict(os.environ)
     env["LLMOPS_LOADTEST_CONFIG"] = str(config_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT / "src"), env.get("PYTHONPATH", "")]))
-    timeout = spec.shape.duration + DRAIN_TIMEOUT_S + STARTUP_GRACE_S
+    timeout = spec.shape.duration + spec.drain_timeout + STARTUP_GRACE_S
     started = time.monotonic()
     log_path = spec.out_dir / f"{spec.label}-locust.log"
     with log_path.open("w") as log:

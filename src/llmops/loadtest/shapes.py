@@ -12,6 +12,10 @@ The ``load:`` block of a profile, or the CLI flags, pick one::
 Open-loop shapes keep at most ``max_concurrency`` requests in flight (default
 512); arrivals that find every client busy start late, and the lag is
 reported (``arrival_lag_p99_ms``) so an overloaded generator is visible.
+
+Requests start only within ``duration``; afterwards the run waits for the
+in-flight ones to finish for at most ``drain`` (default 30s; ``0`` cuts them
+off), so every offered request is measured.
 """
 
 from __future__ import annotations
