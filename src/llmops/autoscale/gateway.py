@@ -57,6 +57,9 @@ class Gateway:
         self._changed: asyncio.Condition | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        # asyncio keeps only weak references to tasks: hold the connection handlers
+        # so a pending one is never garbage-collected mid-request.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- public API (any thread) ---------------------------------------------
     @property
@@ -134,24 +137,44 @@ class Gateway:
             self._stats.per_backend = {b: self._stats.per_backend.get(b, 0) for b in backends}
             self._changed.notify_all()
 
-    async def _pick(self) -> tuple[str, int] | None:
-        """Least in-flight backend; waits (counted as pending) while there is none."""
+    async def _pick(self, reader: asyncio.StreamReader) -> tuple[str, int] | None:
+        """Least in-flight backend; waits (counted as pending) while there is none.
+
+        None when no replica appears within ``hold_timeout`` or the client hangs
+        up while held (a held request the client abandoned must not keep the
+        activation metric up).
+        """
         assert self._changed is not None
         if not self._backends:
             self._stats.pending += 1
+            hangup = asyncio.ensure_future(reader.read(1))  # the client sends nothing more unless it closes
+            ready = asyncio.ensure_future(self._wait_for_backend())
             try:
-                async with self._changed:
-                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._backends)), self.hold_timeout)
-            except TimeoutError:
-                return None
+                done, _ = await asyncio.wait({hangup, ready}, timeout=self.hold_timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if ready not in done:
+                    return None
             finally:
+                for fut in (hangup, ready):
+                    fut.cancel()
                 self._stats.pending -= 1
         backends = self._backends
+        if not backends:
+            return None
         start = next(self._rr) % len(backends)
         ordered = backends[start:] + backends[:start]
         return min(ordered, key=lambda b: self._stats.per_backend.get(b, 0))
 
+    async def _wait_for_backend(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._backends))
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -164,21 +187,23 @@ class Gateway:
             if path == "/gateway/metrics":
                 await self._reply(writer, 200, self._metrics(), "text/plain; version=0.0.4")
                 return
-            await self._proxy(request_line, head, body, writer)
+            await self._proxy(request_line, head, body, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
 
-    async def _proxy(self, request_line: str, head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _proxy(self, request_line: str, head: bytes, body: bytes, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:  # fmt: skip
         self._stats.total += 1
         self._stats.in_flight += 1
         backend: tuple[str, int] | None = None
         try:
-            backend = await self._pick()
+            backend = await self._pick(reader)
             if backend is None:
                 self._stats.failed += 1
-                await self._reply(writer, 503, f"no replica of {self.model} became ready within {self.hold_timeout:.0f}s\n")
+                if not reader.at_eof():
+                    await self._reply(writer, 503, f"no replica of {self.model} became ready within {self.hold_timeout:.0f}s\n")
                 return
             self._stats.per_backend[backend] = self._stats.per_backend.get(backend, 0) + 1
             try:

@@ -218,7 +218,7 @@ def run_spike(stack: AutoscaleStack, model: str, out_dir: Path, *, base: int, pe
         run = LoadRun({served: [stack.gateways[model].url]}, load, out_dir / "locust").start()
         outcome = run.join(duration + 120)
         # Locust needs a few seconds to boot: the spike starts `at` after its first request.
-        first = _first_request_offset(rec, run)
+        first = first_request_offset(rec, run)
         spike_at, spike_end = first + at, first + at + length
         if settle_timeout:
             start_desired = next((s.desired for s in reversed(rec.samples) if s.t <= spike_at), 1)
@@ -233,7 +233,7 @@ def run_spike(stack: AutoscaleStack, model: str, out_dir: Path, *, base: int, pe
     return analyze(samples, spike_at, spike_end, label or model), samples, outcome
 
 
-def _first_request_offset(rec: Recorder, run: LoadRun) -> float:
+def first_request_offset(rec: Recorder, run: LoadRun) -> float:
     """Recorder time of the first request Locust sent (from its raw samples), else the thread start."""
     import json
 

@@ -120,3 +120,20 @@ def test_gateway_answers_503_when_no_replica_appears_within_hold_timeout() -> No
         status, body = _post(gw.url)
         assert status == 503
         assert b"no replica of m" in body
+
+
+def test_gateway_forgets_a_held_request_when_its_client_hangs_up(gateway: Gateway) -> None:
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+    deadline = time.monotonic() + 2
+    while _metric(gateway, "llmops_gateway_requests_pending") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(gateway, "llmops_gateway_requests_pending") == 1
+    sock.close()  # e.g. the load generator stopped: the activation metric must fall back to 0
+    deadline = time.monotonic() + 2
+    while _metric(gateway, "llmops_gateway_requests_in_flight") > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(gateway, "llmops_gateway_requests_in_flight") == 0
+    assert _metric(gateway, "llmops_gateway_requests_pending") == 0

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark: autoscaling reaction to a load spike, the chart's tuning vs KEDA's defaults.
+
+One release serves four models side by side, all with the same queue
+trigger, bounds and simulators, all driven by the same Locust spike (each
+model gets an equal share of the clients):
+
+- ``chart-warm`` / ``keda-warm``: minReplicas 1; the chart's default tuning
+  vs KEDA's defaults (pollingInterval 30 s, cooldownPeriod 300 s, the HPA's
+  default behavior);
+- ``chart-zero`` / ``keda-zero``: the same at minReplicas 0 (activation on
+  the gateway's in-flight requests), where pollingInterval gates the 0 -> 1 step.
+
+Prometheus scrapes at the observability chart's default interval. Each
+repetition reinstalls the release (fresh ScaledObjects and HPAs, so no
+stabilization memory carries over). Prints the figures (seconds from the
+spike start to the scale-out decision and to every new replica Ready) and
+writes ``timeline-<rep>.jsonl``, ``figures.json`` and ``autoscaling.png``
+into the report dir.
+
+    PYTHONPATH=src .venv/bin/python scripts/bench_autoscaling.py --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from llmops import paths
+from llmops.autoscale import scenarios
+from llmops.autoscale.stack import PROMETHEUS_PORT, AutoscaleStack, ModelSpec, Recorder, StackConfig
+
+NAMESPACE = "autoscale-bench"
+VARIANTS = ("chart-warm", "keda-warm", "chart-zero", "keda-zero")
+SETTLE_TIMEOUT_S = 120.0
+
+
+def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
+    common = {"maxReplicas": max_replicas}  # the simulators keep kv_cache_usage_perc at 0: the queue decides
+    zero = {"initialCooldownPeriod": 0}  # KEDA's own default; lets a fresh install idle at zero at once
+    return {
+        "chart-warm": {**common, "minReplicas": 1},
+        "keda-warm": scenarios.keda_defaults(**common, minReplicas=1),
+        "chart-zero": scenarios.scale_to_zero(NAMESPACE, "chart-zero", **common, **zero),
+        "keda-zero": scenarios.keda_defaults(**scenarios.scale_to_zero(NAMESPACE, "keda-zero", **common, **zero)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--reps", type=int, default=2, help="repetitions (each reinstalls the release)")
+    ap.add_argument("--rate", type=float, default=24.0,
+                    help="open-loop arrivals per second during the spike (shared by the 4 models)")
+    ap.add_argument("--length", type=float, default=80.0, help="spike length in seconds")
+    ap.add_argument("--max-replicas", type=int, default=4)
+    ap.add_argument("--max-num-seqs", type=int, default=2, help="concurrency of each simulator replica")
+    ap.add_argument("--report-dir", type=Path, default=paths.REPO_ROOT / "reports" / "bench-autoscaling")
+    args = ap.parse_args(argv)
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C: the stack stops everything it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    models = [ModelSpec(v, f"{v}-llm", max_num_seqs=args.max_num_seqs) for v in VARIANTS]
+    values = scenarios.umbrella_values(NAMESPACE, models, overrides(args.max_replicas),
+                                       prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}", itl="15ms")  # fmt: skip
+    out = args.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = StackConfig(models, values, out / "work", namespace=NAMESPACE)
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    panels: list[tuple[str, list[Any], float, float]] = []
+    started = time.monotonic()
+    with AutoscaleStack(cfg, progress=lambda m: print(f"  [stack] {m}", flush=True)) as stack:
+        print(f"stack up in {time.monotonic() - started:.0f}s ({stack.timings}); scrape: {stack.monitor_source}")
+        for rep in range(args.reps):
+            if rep:
+                stack.reinstall()
+            for v in VARIANTS:
+                want = (0, 0) if v.endswith("zero") else (1, 1)
+                stack.wait_for(f"{v} at {want[0]} replicas", SETTLE_TIMEOUT_S, lambda v=v, w=want: stack.deployment(v) == w)
+            recorders = {v: Recorder(stack, v).start() for v in VARIANTS}
+            targets = {stack.gateways[v].model: [stack.gateways[v].url] for v in VARIANTS}
+            # Open loop, so one model's latency (e.g. requests held at zero replicas) does not
+            # change the others' load; nothing before the spike, which would wake the zero variants.
+            load = {"shape": "spike", "unit": "rate", "base": 0, "peak": args.rate, "at": "1s",
+                    "length": f"{args.length}s", "duration": f"{1 + args.length + 5}s"}  # fmt: skip
+            run = scenarios.LoadRun(targets, load, out / f"locust-{rep}").start()
+            try:
+                outcome = run.join(args.length + 200)
+            finally:
+                samples = {v: r.stop() for v, r in recorders.items()}
+            for v in VARIANTS:
+                rec = recorders[v]
+                at = scenarios.first_request_offset(rec, run)  # the spike's first request
+                end = at + args.length
+                fig = scenarios.analyze(samples[v], at, end, f"{v} rep {rep}")
+                results[v].append(fig.as_dict())
+                scenarios.write_samples(out / f"timeline-{v}-{rep}.jsonl", samples[v])
+                if rep == 0:
+                    panels.append((v, samples[v], at, end))
+                print(f"rep {rep} {v:11s} decision {_fmt(fig.decision_s)} first-ready {_fmt(fig.first_ready_s)} "
+                      f"all-ready {_fmt(fig.ready_s)} (max desired {fig.max_desired}, reversals {fig.reversals_during_spike}, "
+                      f"peak queue {fig.peak_queue})", flush=True)  # fmt: skip
+            print(f"rep {rep} load: {outcome.summary['completed']} ok, {outcome.summary['failed']} failed")
+            stack.wait_for("the gateways to drain", 60,
+                           lambda: all(stack.gateways[v].snapshot()["in_flight"] == 0 for v in VARIANTS))  # fmt: skip
+    summary = {v: _summary(results[v]) for v in VARIANTS}
+    for start in ("warm", "zero"):
+        chart, keda = summary[f"chart-{start}"], summary[f"keda-{start}"]
+        for key in ("decision_s", "ready_s"):
+            if chart[key] and keda[key]:
+                summary[f"speedup-{start}-{key}"] = round(keda[key] / chart[key], 2)
+    (out / "figures.json").write_text(json.dumps({"runs": results, "summary": summary, "args": vars(args) | {
+        "report_dir": str(out)}}, indent=2, default=str))  # fmt: skip
+    scenarios.plot(out / "autoscaling.png", panels, "spike -> queue, desired and ready replicas (rep 0)")
+    print("\nmedian seconds from spike start (n=%d):" % args.reps)
+    print(f"{'variant':12s} {'decision':>9s} {'first ready':>12s} {'all ready':>10s} {'reversals':>10s}")
+    for v in VARIANTS:
+        s = summary[v]
+        print(f"{v:12s} {_fmt(s['decision_s']):>9s} {_fmt(s['first_ready_s']):>12s} {_fmt(s['ready_s']):>10s} "
+              f"{s['reversals']:>10d}")  # fmt: skip
+    for k, val in summary.items():
+        if k.startswith("speedup"):
+            print(f"{k}: {val}x")
+    print(f"wall time {time.monotonic() - started:.0f}s; report {out}")
+    return 0
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(key: str) -> float | None:
+        vals = [r[key] for r in runs if r[key] is not None]
+        return round(statistics.median(vals), 1) if vals else None
+
+    return {"decision_s": med("decision_s"), "first_ready_s": med("first_ready_s"), "ready_s": med("ready_s"),
+            "reversals": sum(r["reversals_during_spike"] for r in runs),
+            "missing": sum(r["decision_s"] is None for r in runs)}  # fmt: skip
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
