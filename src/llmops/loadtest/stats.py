@@ -114,7 +114,9 @@ def summarize(samples: Iterable[Sample], *, duration_s: float | None = None) -> 
     }
     errors: dict[str, int] = {}
     for s in failed:
-        key = str(s.status) if s.status else (s.error.split(":", 1)[0] or "error")
+        # HTTP errors by status; failures after a 200 (a broken stream, no usage) or without
+        # any response (connection refused, timeout) by the error's type.
+        key = str(s.status) if s.status and s.status != 200 else (s.error.split(":", 1)[0] or "error")
         errors[key] = errors.get(key, 0) + 1
     in_tok = sum(s.input_tokens for s in ok)
     out_tok = sum(s.output_tokens for s in ok)

@@ -65,9 +65,10 @@ def test_summary_counts_failures_by_status_and_excludes_them_from_latency() -> N
     good = _sample(0.0, 100, [10], 2)
     bad = [_sample(0.0, 5000, [], 0, ok=False, status=503), _sample(0.0, 5000, [], 0, ok=False, status=503)]
     conn = stats.Sample(0.0, "m", "chat", True, 0, False, 1.0, error="ConnectionRefusedError: refused")
-    summary = stats.summarize([good, *bad, conn], duration_s=1.0)
-    assert summary["errors_by_status"] == {"503": 2, "ConnectionRefusedError": 1}
-    assert summary["error_ratio"] == pytest.approx(0.75)
+    broken = stats.Sample(0.0, "m", "chat", True, 200, False, 9.0, error="RuntimeError: stream ended without a usage block")
+    summary = stats.summarize([good, *bad, conn, broken], duration_s=1.0)
+    assert summary["errors_by_status"] == {"503": 2, "ConnectionRefusedError": 1, "RuntimeError": 1}
+    assert summary["error_ratio"] == pytest.approx(0.8)
     assert summary["max_ttft_ms"] == pytest.approx(100)
 
 
