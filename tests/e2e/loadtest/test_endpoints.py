@@ -103,3 +103,25 @@ def test_detached_simulators_outlive_the_manager_until_endpoints_down(tmp_path: 
     assert stopped == [sim.url]
     assert sim.process is not None and sim.process.wait(timeout=10) is not None
     assert endpoints.read_registry(registry) == []
+
+
+def test_injected_failures_are_counted_by_http_status(tmp_path: Path) -> None:
+    import yaml
+
+    from llmops.loadtest import harness
+
+    config = endpoints.SimulatorConfig(model="flaky", ttft_ms=5, itl_ms=1,
+                                       extra_args=("--failure-injection-rate", "40", "--failure-types", "rate_limit"))  # fmt: skip
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"name": "flaky", "output_tokens": 4, "load": {"shape": "concurrency", "users": 2, "duration": "2s"}}))
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(yaml.safe_dump({"slos": [{"metric": "error_ratio", "max": 0.05}]}))
+    with endpoints.EndpointManager(log_dir=tmp_path, registry=tmp_path / "r.json") as mgr:
+        sim = mgr.start(config)
+        out = harness.execute(targets={"flaky": [sim.url]}, profile=profile, slo_ref=slo, report_dir=tmp_path / "rep",
+                              quiet=True, plots=False)  # fmt: skip
+    s = out.summary
+    assert s["completed"] > 0 and s["failed"] > 0
+    assert set(s["errors_by_status"]) == {"429"} and s["errors_by_status"]["429"] == s["failed"]
+    assert 0.2 < s["error_ratio"] < 0.6
+    assert not out.ok and out.breaches()[0].startswith("error_ratio = ")
