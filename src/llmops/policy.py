@@ -205,7 +205,13 @@ def render_targets(
     render.ensure_dependencies(chart, helm)
 
     def one(t: Target) -> tuple[str, tuple[list[render.Manifest], dict[str, str]]]:
-        manifests = render.render(chart, list(t.files), helm=helm, release=release, namespace=namespace)
+        try:
+            manifests = render.render(chart, list(t.files), helm=helm, release=release, namespace=namespace)
+        except render.RenderError as exc:
+            raise render.RenderError(
+                f"{t.name}: {helm} cannot render it, so it cannot be policy-checked "
+                f"(`llmops validate` on the same values says why):\n{exc}", exc.stderr
+            ) from exc
         return t.name, (manifests, _policy_annotations(t))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
