@@ -28,6 +28,8 @@ Installer kinds (the ``kind`` field):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +39,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,6 +417,20 @@ def verify(spec: ToolSpec) -> ToolStatus:
     return status
 
 
+def _needs_install(spec: ToolSpec) -> bool:
+    fresh = FRESHNESS.get(spec.kind, lambda _spec: True)(spec)
+    return not _stamp(spec).exists() or not spec.link.exists() or not fresh
+
+
+@contextlib.contextmanager
+def _tool_lock(spec: ToolSpec) -> Iterator[None]:
+    locks = paths.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"tool-{spec.name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def install(
     names: Iterable[str] | None = None,
     *,
@@ -430,15 +446,19 @@ def install(
     for index, spec in enumerate(selected, start=1):
         prefix = f"[{index}/{len(selected)}] {spec.name} {spec.version}"
         started = time.monotonic()
-        fresh = FRESHNESS.get(spec.kind, lambda _spec: True)(spec)
-        if force or not _stamp(spec).exists() or not spec.link.exists() or not fresh:
-            progress(f"{prefix}: installing ({spec.kind}) ...")
-            target = INSTALLERS[spec.kind](spec, logs / f"{spec.name}-{spec.version}.log")
-            if not target.exists():
-                raise ToolError(f"{spec.name}: installer finished but {target} does not exist")
-            _link(spec, target)
-            _stamp(spec).parent.mkdir(parents=True, exist_ok=True)
-            _stamp(spec).write_text(str(target))
+        if force or _needs_install(spec):
+            # Two bootstraps at once (a second shell, parallel make targets)
+            # must not build the same tool twice into one folder: the second
+            # waits, then finds the stamp the first one wrote.
+            with _tool_lock(spec):
+                if force or _needs_install(spec):
+                    progress(f"{prefix}: installing ({spec.kind}) ...")
+                    target = INSTALLERS[spec.kind](spec, logs / f"{spec.name}-{spec.version}.log")
+                    if not target.exists():
+                        raise ToolError(f"{spec.name}: installer finished but {target} does not exist")
+                    _link(spec, target)
+                    _stamp(spec).parent.mkdir(parents=True, exist_ok=True)
+                    _stamp(spec).write_text(str(target))
         status = verify(spec)
         status.seconds = time.monotonic() - started
         progress(f"{prefix}: {'ok' if status.ok else 'FAILED'} ({status.seconds:.1f}s) {status.detail}".rstrip())
