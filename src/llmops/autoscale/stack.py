@@ -22,6 +22,7 @@ operator metrics/health 18214/18215, simulators 18220-18299.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -52,6 +53,7 @@ PROMETHEUS_PORT = 18210
 KEDA_PORTS = keda.KedaPorts(adapter=18211, adapter_metrics=18212, grpc=18213, operator_metrics=18214, operator_health=18215)
 SIMULATOR_PORTS = range(18220, 18300)
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
+LOCK_TIMEOUT_S = 1800.0
 GATEWAY_METRIC = "llmops_gateway_requests_in_flight"
 
 
@@ -132,8 +134,26 @@ class AutoscaleStack:
         self.timings[step] = round(time.monotonic() - started, 2)
         return out
 
+    def _lock(self) -> None:
+        """One stack per machine: the ports and the cluster name are fixed (e.g. the e2e tier vs the benchmark)."""
+        lock_dir = paths.cache_root() / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fh = (lock_dir / "autoscale-stack.lock").open("w")
+        self._stack.callback(fh.close)
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LlmopsError(f"another autoscaling stack (e2e tier or scripts/bench_autoscaling.py) held "
+                                      f"{fh.name} for {LOCK_TIMEOUT_S:.0f}s; wait for it or stop it") from None  # fmt: skip
+                time.sleep(1)
+
     def _start(self) -> None:
         cfg = self.cfg
+        self._timed("lock", self._lock)
         if cfg.workdir.exists():
             shutil.rmtree(cfg.workdir)
         cfg.workdir.mkdir(parents=True)
@@ -184,6 +204,12 @@ class AutoscaleStack:
         """Uninstall and install the release again: fresh ScaledObjects/HPAs (no stabilization memory), same hosts."""
         rel = self.release
         self._timed("helm-uninstall", lambda: rel.uninstall(wait=True, timeout="2m"))
+        # The HPAs KEDA made go through garbage collection after their ScaledObjects: an old HPA
+        # still around would scale the new Deployment of the same name with its old recommendation.
+        assert self.api is not None
+        hpas = client.AutoscalingV2Api(self.api)
+        self.wait_for("the old ScaledObjects' HPAs to be deleted", 90,
+                      lambda: not hpas.list_namespaced_horizontal_pod_autoscaler(self.cfg.namespace).items)  # fmt: skip
         self.wait_for("the engine pods to be gone", 60, lambda: not any(self.pod_nodes(m) for m in self.targets))
         values_file = self.cfg.workdir / "values.yaml"
         self._timed("helm-install", lambda: rel.install(self.cfg.chart, [values_file], timeout="2m",
