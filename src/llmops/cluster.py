@@ -128,6 +128,7 @@ class NodePool:
 
 
 H100_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+L4_PRODUCT = "NVIDIA-L4"
 DEFAULT_POOLS: tuple[NodePool, ...] = (
     NodePool("cpu", 2, cpu="16", memory="64Gi"),
     NodePool(
@@ -138,6 +139,17 @@ DEFAULT_POOLS: tuple[NodePool, ...] = (
         ephemeral_storage="2Ti",
         gpus=8,
         labels={GPU_PRODUCT_LABEL: H100_PRODUCT, "nvidia.com/gpu.count": "8", "nvidia.com/gpu.present": "true"},
+        taints=(Taint(GPU_RESOURCE, "", "NoSchedule"),),
+    ),
+    # values/staging.yaml targets L4s (4 per node, as on common cloud L4 shapes).
+    NodePool(
+        "gpu-l4",
+        2,
+        cpu="48",
+        memory="192Gi",
+        ephemeral_storage="1Ti",
+        gpus=4,
+        labels={GPU_PRODUCT_LABEL: L4_PRODUCT, "nvidia.com/gpu.count": "4", "nvidia.com/gpu.present": "true"},
         taints=(Taint(GPU_RESOURCE, "", "NoSchedule"),),
     ),
 )
@@ -428,6 +440,7 @@ def up(
                 count = _install_crds(name, "all" if install_crds is True else str(install_crds))
                 timings["crds_s"] = time.monotonic() - mark
                 say(f"installed {count} pinned CRDs")
+            _install_operator_objects(name)
         except BaseException:
             say(f"cluster {name} failed to come up; cleaning up (logs kept only in the error)")
             logs = _log_tail(name)
@@ -528,6 +541,33 @@ def _label_kind_workers(name: str, pools: Sequence[NodePool]) -> list[str]:  # p
 
 
 CRD_SELECTIONS = ("all", "charts", "none")
+
+# Namespaces the cluster-level operator installs create on a real cluster (the
+# charts put objects there but, by default, do not create them). The GPU
+# Operator's operands need hostPID/privileged, hence its Pod Security level.
+OPERATOR_NAMESPACES: dict[str, str] = {"gpu-operator": "privileged"}
+
+
+# What the GPU Operator's container toolkit registers on a real GPU cluster;
+# GPU pods name it in runtimeClassName (kwok ignores the handler).
+OPERATOR_RUNTIME_CLASSES: dict[str, str] = {"nvidia": "nvidia"}
+
+
+def _install_operator_objects(name: str) -> None:
+    """Namespaces and RuntimeClasses that the cluster-level operator installs would have created."""
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": level}},
+        }
+        for ns, level in OPERATOR_NAMESPACES.items()
+    ]
+    docs += [
+        {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": rc}, "handler": handler}
+        for rc, handler in OPERATOR_RUNTIME_CLASSES.items()
+    ]
+    kubectl(name, "apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
 
 
 def chart_kinds(charts_dir: Path = paths.CHARTS_DIR) -> set[str]:

@@ -17,12 +17,20 @@ def _node(nodes: list[dict], name: str) -> dict:
 
 def test_default_pools_give_two_h100_nodes_with_eight_gpus_each_and_the_gpu_taint() -> None:
     nodes = cluster.node_manifests(cluster.DEFAULT_POOLS, "c1")
-    gpu_nodes = [n for n in nodes if "nvidia.com/gpu" in n["status"]["allocatable"]]
+    gpu_nodes = [n for n in nodes if n["metadata"]["labels"].get("nvidia.com/gpu.product") == cluster.H100_PRODUCT]
     assert len(gpu_nodes) == 2
     for node in gpu_nodes:
         assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
         assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
         assert {"key": "nvidia.com/gpu", "value": "", "effect": "NoSchedule"} in node["spec"]["taints"]
+
+
+def test_an_l4_pool_exists_for_staging_with_four_gpus_per_node_and_the_gpu_taint() -> None:
+    nodes = cluster.node_manifests(cluster.DEFAULT_POOLS, "c1")
+    l4 = [n for n in nodes if n["metadata"]["labels"].get("nvidia.com/gpu.product") == "NVIDIA-L4"]
+    assert len(l4) == 2
+    assert all(n["status"]["allocatable"]["nvidia.com/gpu"] == "4" for n in l4)
+    assert all({"key": "nvidia.com/gpu", "value": "", "effect": "NoSchedule"} in n["spec"]["taints"] for n in l4)
 
 
 def test_cpu_pool_nodes_have_no_gpu_capacity_and_no_taints() -> None:
