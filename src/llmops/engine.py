@@ -8,6 +8,7 @@ The scripts below are plain text handed to that interpreter with ``-c``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -224,16 +225,45 @@ def parse_engine_args(arg_lists: Sequence[Sequence[str]], timeout: float = 300) 
     ]
 
 
+_LEASES: dict[int, int] = {}
+
+
 def free_port(ports: range = PORT_RANGE) -> int:
-    """First port of ``ports`` nobody listens on (loopback only)."""
+    """First port of ``ports`` that nobody listens on and no other session has leased; lease it.
+
+    vLLM binds its port only after loading the model (a minute or more), so
+    a bind test alone leaves a window in which a second test session on the
+    same machine picks the same port, its own server fails to bind, and its
+    tests talk to the first session's server. The lease is an flock on
+    ``<cache>/locks/port-N``, held until :func:`release_port` or process exit.
+    """
+    lock_dir = paths.cache_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
     for port in ports:
+        if port in _LEASES:
+            continue
+        fd = os.open(lock_dir / f"port-{port}", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                os.close(fd)
                 continue
-            return port
+        _LEASES[port] = fd
+        return port
     raise LlmopsError(f"no free port in {ports.start}-{ports.stop - 1}; stop stray engine servers")
+
+
+def release_port(port: int) -> None:
+    """Give back a port leased by :func:`free_port` (no-op for a port this process did not lease)."""
+    fd = _LEASES.pop(port, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def replace_option(argv: Sequence[str], option: str, value: str) -> list[str]:
@@ -330,6 +360,7 @@ class EngineServer:
             if not _group_alive(proc.pid):
                 break
         proc.poll()
+        release_port(self.port)
 
     def __enter__(self) -> EngineServer:
         return self.start()

@@ -141,9 +141,9 @@ def expectations(values: Mapping[str, Any], index: int) -> list[Expectation]:
     return out
 
 
-def engine_args(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
-    """Model name -> args of the ``engine`` container of its Deployment (engine pods of the vllm chart)."""
-    out: dict[str, list[str]] = {}
+def engine_containers(manifests: Iterable[Manifest]) -> dict[str, dict[str, Any]]:
+    """Model name -> the ``engine`` container of its Deployment (engine pods of the vllm chart)."""
+    out: dict[str, dict[str, Any]] = {}
     for m in manifests:
         if m.kind != "Deployment":
             continue
@@ -152,8 +152,26 @@ def engine_args(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
             continue
         for c in m.obj["spec"]["template"]["spec"]["containers"]:
             if c.get("name") == "engine":
-                out[str(labels.get("llmops.io/model"))] = [str(a) for a in c.get("args", [])]
+                out[str(labels.get("llmops.io/model"))] = c
     return out
+
+
+def engine_args(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
+    """Model name -> args of its engine container."""
+    return {name: [str(a) for a in c.get("args", [])] for name, c in engine_containers(manifests).items()}
+
+
+# Rendered env vars that name in-pod paths (HOME, /cache/...) are replaced on
+# the host by cache dirs (llmops.engine.engine_env); the engine's knobs pass.
+HOST_PATH_ENV = frozenset({"HOME", "XDG_CACHE_HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TMPDIR"})
+
+
+def host_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's literal env values that make sense for a host process (VLLM_* tuning, offline flags)."""
+    return {
+        str(e["name"]): str(e["value"]) for e in container.get("env") or []
+        if "value" in e and e["name"] not in HOST_PATH_ENV
+    }  # fmt: skip
 
 
 def parser_argv(command: Sequence[str], args: Sequence[str]) -> list[str]:

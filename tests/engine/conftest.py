@@ -54,27 +54,14 @@ class RenderedEngine:
     container: dict[str, Any]  # the whole rendered container (probes, ports)
 
 
-# Rendered env vars that name in-pod paths (HOME, /cache/...) are replaced by
-# host cache dirs (llmops.engine.engine_env); the engine's tuning knobs pass.
-_HOST_PATH_ENV = {"HOME", "XDG_CACHE_HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR"}
-
-
 @pytest.fixture(scope="session")
 def local_vllm_rendered() -> RenderedEngine:
-    manifests = render.render(UMBRELLA, [LOCAL_VLLM])
-    for m in manifests:
-        labels = m.obj.get("metadata", {}).get("labels", {}) or {}
-        if m.kind == "Deployment" and labels.get("app.kubernetes.io/component") == "engine":
-            for c in m.obj["spec"]["template"]["spec"]["containers"]:
-                if c["name"] == "engine":
-                    env = {
-                        e["name"]: str(e["value"]) for e in c.get("env", [])
-                        if "value" in e and e["name"] not in _HOST_PATH_ENV
-                    }  # fmt: skip
-                    return RenderedEngine(
-                        [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])], env, c
-                    )
-    raise AssertionError(f"no engine Deployment rendered from {LOCAL_VLLM}")
+    containers = engine_args.engine_containers(render.render(UMBRELLA, [LOCAL_VLLM]))
+    assert "tiny" in containers, f"no engine Deployment for model tiny rendered from {LOCAL_VLLM}"
+    c = containers["tiny"]
+    return RenderedEngine(
+        [str(x) for x in c.get("command", [])], [str(x) for x in c.get("args", [])], engine_args.host_env(c), c
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +112,7 @@ def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        engine.release_port(port)
 
 
 @pytest.fixture(scope="session")

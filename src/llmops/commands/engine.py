@@ -53,15 +53,17 @@ def _args(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     values = engine_args.vllm_values([args.values])
-    rendered = engine_args.engine_args(render.render("llmops-stack", [args.values]))
-    name = args.model_name or next(iter(rendered), None)
-    if name not in rendered:
-        print(f"error: {args.values} renders no vllm engine for model {name!r} ({', '.join(rendered)})", file=sys.stderr)
+    containers = engine_args.engine_containers(render.render("llmops-stack", [args.values]))
+    name = args.model_name or next(iter(containers), None)
+    if values.get("engine") != "vllm" or name not in containers:
+        print(f"error: {args.values} renders no vllm engine for model {name!r} (engine: {values.get('engine')})",
+              file=sys.stderr)  # fmt: skip
         return 2
-    argv = engine_args.parser_argv([str(x) for x in values.get("vllmCommand") or []], rendered[name])
+    container = containers[name]
+    argv = engine_args.parser_argv([str(x) for x in values.get("vllmCommand") or []], container.get("args", []))
     argv = engine.replace_option(argv, "--model", str(engine.tiny_model()))
     log = paths.cache_root() / "logs" / f"engine-serve-{args.port}.log"
-    server = engine.EngineServer(argv, port=args.port, log=log)
+    server = engine.EngineServer(argv, port=args.port, log=log, env=engine_args.host_env(container))
     print(f"starting vLLM ({log}) ...", flush=True)
     server.start(timeout=900)
     print(f"ready in {server.startup_seconds:.0f}s: {server.url}/v1 (Ctrl-C stops it)", flush=True)

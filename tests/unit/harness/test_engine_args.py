@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,9 +96,61 @@ def test_metric_total_sums_matching_label_sets_only() -> None:
     assert engine.metric_total(text, "vllm:generation_tokens_total") == 22.0
 
 
-def test_free_port_skips_a_port_in_use() -> None:
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_free_port_skips_a_port_in_use(isolated_cache: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert engine.free_port(range(port, port + 50)) != port
+        got = engine.free_port(range(port, port + 50))
+        engine.release_port(got)
+        assert got != port
+
+
+def test_a_leased_port_is_not_handed_out_again_until_released(isolated_cache: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    ports = range(base, base + 20)
+    first = engine.free_port(ports)
+    second = engine.free_port(ports)
+    try:
+        assert first != second, "a lease must keep the port from the next caller until the server binds it"
+        # Another process (another test session) sees the lease too.
+        code = (
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+            "except OSError:\n    print('leased')"
+        )
+        lock = isolated_cache / "locks" / f"port-{first}"
+        out = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "leased"
+    finally:
+        engine.release_port(first)
+        engine.release_port(second)
+    assert engine.free_port(ports) == first, "released ports are handed out again"
+    engine.release_port(first)
+
+
+def test_host_env_keeps_engine_knobs_and_drops_in_pod_paths_and_field_refs() -> None:
+    container = {"env": [
+        {"name": "HOME", "value": "/home/vllm"},
+        {"name": "HF_HOME", "value": "/cache/huggingface"},
+        {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"},
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]}  # fmt: skip
+    assert engine_args.host_env(container) == {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def test_local_vllm_renders_one_engine_container_for_its_model() -> None:
+    from llmops import render
+
+    containers = engine_args.engine_containers(render.render("llmops-stack", [LOCAL_VLLM]))
+    assert list(containers) == ["tiny"]
+    assert engine_args.host_env(containers["tiny"])["VLLM_CPU_KVCACHE_SPACE"] == "1"
