@@ -13,6 +13,16 @@ from llmops import paths, render
 RenderFn = Callable[..., list[render.Manifest]]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build every chart's local dependencies once, before any test renders or lints.
+
+    A fresh clone has empty charts/<chart>/charts/ folders; tests that call
+    helm directly (lint, ct) would otherwise depend on test order.
+    """
+    for chart_yaml in sorted(paths.CHARTS_DIR.glob("*/Chart.yaml")):
+        render.ensure_dependencies(chart_yaml.parent)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests under tests/unit are the `unit` tier unless they say otherwise."""
     for item in items:

@@ -88,7 +88,14 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
         ensure_dependencies(dep, helm)
     digest = hashlib.sha256("".join(_tree_digest(d) for d in deps).encode()).hexdigest()
     stamp = chart / "charts" / ".deps-digest"
-    if stamp.exists() and stamp.read_text() == digest:
+
+    def up_to_date() -> bool:
+        # The archives must be there too: a stamp alone (copied, or committed
+        # by mistake) must never hide a missing dependency.
+        archives_present = all(any((chart / "charts").glob(f"{d.name}-*.tgz")) for d in deps)
+        return archives_present and stamp.exists() and stamp.read_text() == digest
+
+    if up_to_date():
         return
     # pytest-xdist workers (and parallel CLI runs) render at the same time: one
     # rebuilds charts/<chart>/charts while the others wait, then see the stamp.
@@ -97,7 +104,7 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
     lock_name = hashlib.sha256(str(chart.resolve()).encode()).hexdigest()[:16] + ".lock"
     with (locks / lock_name).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == digest:
+        if up_to_date():
             return
         _dependency_update(chart, helm)
         stamp.write_text(digest)
