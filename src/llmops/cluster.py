@@ -637,6 +637,7 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
         return []
     provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
     pids = _pids(name)
+    ports = _config_ports(name)
     killed: list[str] = []
     if provider == "kind":  # pragma: no cover - needs Docker
         kind = shutil.which("kind") or str(paths.tool_path("kind"))
@@ -654,10 +655,25 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
             killed.append(component)
+    # A Go process's leader thread can look exited while the process still
+    # tears down its listeners: wait until none of the cluster's ports answers.
+    deadline = time.monotonic() + 10
+    while any(_port_busy(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.05)
     shutil.rmtree(cdir, ignore_errors=True)
     if clusters_root().exists() and not any(clusters_root().iterdir()):
         clusters_root().rmdir()
     return killed
+
+
+def _config_ports(name: str) -> list[int]:
+    config = cluster_dir(name) / "kwokctl.yaml"
+    if not config.exists():
+        return []
+    for doc in yaml.safe_load_all(config.read_text()):
+        if doc and doc.get("kind") == "KwokctlConfiguration":
+            return [int(v) for k, v in doc.get("options", {}).items() if k.endswith("Port")]
+    return []
 
 
 def leftovers(name: str = DEFAULT_NAME, pids: dict[str, int] | None = None) -> list[str]:
@@ -716,7 +732,11 @@ def _lock(name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def shared(
-    name: str = DEFAULT_NAME, provider: str | None = "local", progress: Any = None, crds: str = "charts"
+    name: str = DEFAULT_NAME,
+    provider: str | None = "local",
+    progress: Any = None,
+    crds: str = "charts",
+    port_base: int = PORT_MIN,
 ) -> Iterator[ClusterInfo]:
     """Use cluster NAME from several processes at once; the last user out stops it.
 
@@ -735,7 +755,7 @@ def shared(
         owned_marker = users / "owned"
         if first and not api_ready(name):
             owned_marker.touch()
-        info = up(name, provider, install_crds=crds, progress=progress)
+        info = up(name, provider, install_crds=crds, port_base=port_base, progress=progress)
         me.touch()
     try:
         yield info

@@ -1,6 +1,7 @@
 """Cluster tier: one local cluster for the whole session (reused if already up).
 
-``LLMOPS_CLUSTER`` names the cluster (default ``llmops``). If its API already
+``LLMOPS_CLUSTER`` names the cluster (default ``llmops``; ports from
+``LLMOPS_CLUSTER_PORT_BASE``, default 16000). If its API already
 answers, the session uses it and leaves it running; otherwise the session
 starts it and takes it down at the end, checking nothing is left behind.
 pytest-helm-charts' ``kube_cluster`` fixture connects to it through the
@@ -22,12 +23,14 @@ import yaml
 from llmops import cluster, release
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
+# Another cluster may hold 16000-16009: LLMOPS_CLUSTER_PORT_BASE picks another block of 10.
+PORT_BASE = int(os.environ.get("LLMOPS_CLUSTER_PORT_BASE", str(cluster.PORT_MIN)))
 
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[cluster.ClusterInfo]:
     """The session's cluster, shared with other pytest-xdist workers; the last one out stops it."""
-    with cluster.shared(CLUSTER_NAME, "local", progress=lambda m: print(f"[cluster] {m}")) as info:
+    with cluster.shared(CLUSTER_NAME, "local", progress=lambda m: print(f"[cluster] {m}"), port_base=PORT_BASE) as info:
         yield info
 
 
