@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     rel = release.Release(args.release, args.namespace, args.helm, args.cluster)
     info = rel.status()
+    if info is not None:
+        # `helm status -o json` carries no chart name; history does.
+        info["chart_ref"] = rel.history()[-1].get("chart", "?")
     pods = release.pod_states(args.namespace, cluster_name=args.cluster)
     if args.output == "json":
         summary = None if info is None else {
@@ -53,5 +56,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _chart(info: dict[str, Any]) -> str:
-    meta = info.get("chart", {}).get("metadata", {})
-    return f"{meta.get('name', '?')}-{meta.get('version', '?')}"
+    return str(info.get("chart_ref", "?"))
