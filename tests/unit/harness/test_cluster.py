@@ -113,3 +113,23 @@ def test_cluster_and_status_subcommands_are_registered() -> None:
     assert (args.name, args.port_base, args.provider) == ("t", 16010, "local")
     args = parser.parse_args(["status", "-n", "serving"])
     assert args.namespace == "serving"
+
+
+def test_kind_provider_is_refused_with_a_fix_when_no_docker_engine_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster, "docker_available", lambda: False)
+    with pytest.raises(LlmopsError, match="--provider local"):
+        cluster.resolve_provider("kind")
+    assert cluster.resolve_provider("auto") == "local"
+
+
+def test_crd_selection_charts_keeps_rendered_kinds_and_drops_unused_prometheus_operator_crds() -> None:
+    kinds = {d["spec"]["names"]["kind"] for d in cluster.crd_documents("charts")}
+    assert {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject"} <= kinds
+    assert "Prometheus" not in kinds and "ThanosRuler" not in kinds
+    assert kinds < {d["spec"]["names"]["kind"] for d in cluster.crd_documents("all")}
+    assert cluster.crd_documents("none") == []
+
+
+def test_unknown_crd_selection_is_a_usage_error() -> None:
+    with pytest.raises(LlmopsError, match="unknown CRD selection"):
+        cluster.crd_documents("some")
