@@ -299,7 +299,12 @@ def kwokctl_config(ports: Ports, stages: Iterable[dict[str, Any]]) -> list[dict[
 
 
 def _env(name: str) -> dict[str, str]:
-    return tools.tool_env({"KWOK_WORKDIR": str(_kwok_workdir(name)), "KUBECONFIG": str(kubeconfig_path(name))})
+    # kubectl's discovery cache goes with the cluster, not into ~/.kube/cache.
+    return tools.tool_env({
+        "KWOK_WORKDIR": str(_kwok_workdir(name)),
+        "KUBECONFIG": str(kubeconfig_path(name)),
+        "KUBECACHEDIR": str(cluster_dir(name) / "kube-cache"),
+    })
 
 
 def _run(argv: Sequence[str], name: str, *, input_text: str | None = None, timeout: float = 120) -> str:

@@ -55,8 +55,8 @@ def helm(
     """Run pinned Helm against the cluster; raise ReleaseError with helm's stderr on failure."""
     kubeconfig = cluster.kubeconfig_path(cluster_name)
     argv = [str(tools.require(helm_bin)), "--kubeconfig", str(kubeconfig), *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=tools.tool_env({"KUBECONFIG": str(kubeconfig)}),
-                          timeout=timeout, check=False)
+    env = tools.tool_env({"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cluster.cluster_dir(cluster_name) / "kube-cache")})
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise ReleaseError(f"{helm_bin} {' '.join(args[:3])} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
     return proc.stdout
