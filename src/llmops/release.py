@@ -27,6 +27,7 @@ DEFAULT_NAMESPACE = "llmops"
 DEFAULT_CHART = paths.CHARTS_DIR / "llmops-stack"
 DEFAULT_TIMEOUT = "5m"
 PSA_LEVEL = "restricted"
+READY_TIMEOUT_S = 300.0
 
 
 class ReleaseError(LlmopsError):
@@ -79,11 +80,40 @@ class Release:
     def _wait_flags(self, wait: bool, timeout: str) -> list[str]:
         return (["--wait"] if wait else []) + ["--timeout", timeout]
 
-    def _timed(self, step: str, fn: Any) -> str:
+    def _timed(self, step: str, fn: Any, ready: bool = False) -> str:
         started = time.monotonic()
         out: str = fn()
+        if ready:
+            self.wait_ready()
         self.timings[step] = time.monotonic() - started
         return out
+
+    def not_ready(self) -> list[str]:
+        """The release's Deployments that are not fully rolled out and Available ("name ready/wanted")."""
+        out = cluster.kubectl(self.cluster_name, "get", "deployments", "-n", self.namespace, "-o", "json",
+                              "-l", f"app.kubernetes.io/instance={self.name}")
+        bad = []
+        for d in json.loads(out)["items"]:
+            st, want = d.get("status", {}), d["spec"].get("replicas", 1)
+            if (st.get("observedGeneration", 0) < d["metadata"]["generation"]
+                    or st.get("updatedReplicas", 0) != want or st.get("availableReplicas", 0) != want):
+                bad.append(f"{d['metadata']['name']} {st.get('availableReplicas', 0)}/{want}")
+        return bad
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Wait until every Deployment of the release is Available with all replicas updated.
+
+        Helm 3 `--wait` counts a Deployment ready at replicas - maxUnavailable
+        ready pods, i.e. at 0 of 1 with the GPU-safe maxUnavailable 1 strategy.
+        """
+        deadline = time.monotonic() + timeout_s
+        bad = self.not_ready()
+        while bad and time.monotonic() < deadline:
+            time.sleep(0.25)
+            bad = self.not_ready()
+        if bad:
+            raise ReleaseError(f"release {self.name}: Deployments not Available after {timeout_s:.0f}s: "
+                               f"{', '.join(bad)}; see `llmops status -n {self.namespace}`")
 
     def install(self, chart: str | Path, values: Sequence[str | Path] = (), *, set_values: dict[str, Any] | None = None,
                 wait: bool = True, timeout: str = DEFAULT_TIMEOUT, create_namespace: bool = True) -> str:
@@ -92,17 +122,17 @@ class Release:
         if create_namespace:
             ensure_namespace(self.namespace, cluster_name=self.cluster_name)
         args = ["install", self.name, str(chart_dir), *_values_args(values, set_values), *self._wait_flags(wait, timeout)]
-        return self._timed("install", lambda: self._helm(*args))
+        return self._timed("install", lambda: self._helm(*args), ready=wait)
 
     def upgrade(self, chart: str | Path, values: Sequence[str | Path] = (), *, set_values: dict[str, Any] | None = None,
                 wait: bool = True, timeout: str = DEFAULT_TIMEOUT) -> str:
         chart_dir = _prepare(chart, self.helm_bin)
         args = ["upgrade", self.name, str(chart_dir), *_values_args(values, set_values), *self._wait_flags(wait, timeout)]
-        return self._timed("upgrade", lambda: self._helm(*args))
+        return self._timed("upgrade", lambda: self._helm(*args), ready=wait)
 
     def rollback(self, revision: int | None = None, *, wait: bool = True, timeout: str = DEFAULT_TIMEOUT) -> str:
         args = ["rollback", self.name] + ([str(revision)] if revision else []) + self._wait_flags(wait, timeout)
-        return self._timed("rollback", lambda: self._helm(*args))
+        return self._timed("rollback", lambda: self._helm(*args), ready=wait)
 
     def test(self, timeout: str = DEFAULT_TIMEOUT) -> str:
         return self._timed("test", lambda: self._helm("test", self.name, "--timeout", timeout))
