@@ -99,6 +99,10 @@ class Gateway:
     def backends(self) -> list[tuple[str, int]]:
         return list(self._backends)
 
+    def in_flight_on(self, backend: tuple[str, int]) -> int:
+        """Requests currently relayed to BACKEND (a replica being removed drains these first)."""
+        return int(self._stats.per_backend.get(backend, 0))
+
     def snapshot(self) -> dict[str, int]:
         s = self._stats
         return {"pending": s.pending, "in_flight": s.in_flight, "total": s.total, "failed": s.failed,
@@ -134,7 +138,10 @@ class Gateway:
         assert self._changed is not None
         async with self._changed:
             self._backends = backends
-            self._stats.per_backend = {b: self._stats.per_backend.get(b, 0) for b in backends}
+            counts = self._stats.per_backend
+            self._stats.per_backend = {b: n for b, n in counts.items() if n > 0 or b in backends}
+            for b in backends:
+                self._stats.per_backend.setdefault(b, 0)
             self._changed.notify_all()
 
     async def _pick(self, reader: asyncio.StreamReader) -> tuple[str, int] | None:

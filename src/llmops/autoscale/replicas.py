@@ -27,6 +27,9 @@ from llmops.autoscale import prometheus
 from llmops.autoscale.gateway import Gateway
 
 POLL_INTERVAL_S = 0.25
+# A replica that leaves (pod deleted or not Ready) gets no new requests at once but keeps its
+# simulator until its in-flight requests finish, like vLLM's --shutdown-timeout drain.
+DRAIN_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ReplicaReconciler:
     on_change: Callable[[str, list[str]], None] | None = None
     errors: list[str] = field(default_factory=list)
     _pods: dict[tuple[str, str], endpoints.Simulator] = field(default_factory=dict)
+    _draining: dict[tuple[str, str], float] = field(default_factory=dict)  # key -> drain deadline
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,7 +81,8 @@ class ReplicaReconciler:
 
     def serving(self, target: ModelTarget) -> list[str]:
         """Names of the pods that have a live simulator."""
-        return sorted(p for (d, p), s in self._pods.items() if d == target.deployment and s.alive())
+        return sorted(p for (d, p), s in self._pods.items()
+                      if d == target.deployment and s.alive() and (d, p) not in self._draining)  # fmt: skip
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -94,10 +99,9 @@ class ReplicaReconciler:
                 pods = _ready_pods(core, target)
                 service = _service(core, target)
                 wanted = {p["metadata"]["name"]: p for p in pods}
-                for key in [k for k in self._pods if k[0] == target.deployment and k[1] not in wanted]:
-                    self.manager.stop(self._pods.pop(key))
                 for name in wanted:
                     key = (target.deployment, name)
+                    self._draining.pop(key, None)
                     if key in self._pods and not self._pods[key].alive():
                         self.manager.stop(self._pods.pop(key))
                     if key not in self._pods:
@@ -107,6 +111,14 @@ class ReplicaReconciler:
                         )  # fmt: skip
                 live = [(name, self._pods[(target.deployment, name)]) for name in sorted(wanted)]
                 target.gateway.set_backends([("127.0.0.1", sim.port) for _, sim in live])
+                # Replicas that left: already out of the gateway; stop each once its requests are done.
+                now = time.monotonic()
+                for key in [k for k in self._pods if k[0] == target.deployment and k[1] not in wanted]:
+                    sim = self._pods[key]
+                    deadline = self._draining.setdefault(key, now + DRAIN_TIMEOUT_S)
+                    if target.gateway.in_flight_on(("127.0.0.1", sim.port)) == 0 or now > deadline:
+                        self.manager.stop(self._pods.pop(key))
+                        self._draining.pop(key, None)
                 for name, sim in live:
                     labels = prometheus.discovery_labels(service, wanted[name], target.container, target.port_name)
                     groups.append((f"127.0.0.1:{sim.port}", labels))

@@ -200,21 +200,6 @@ class AutoscaleStack:
         self._timed("keda", lambda: self.keda.start(self.api) if self.keda else None)
         self._stack.callback(self._stop_keda)
 
-    def reinstall(self) -> None:
-        """Uninstall and install the release again: fresh ScaledObjects/HPAs (no stabilization memory), same hosts."""
-        rel = self.release
-        self._timed("helm-uninstall", lambda: rel.uninstall(wait=True, timeout="2m"))
-        # The HPAs KEDA made go through garbage collection after their ScaledObjects: an old HPA
-        # still around would scale the new Deployment of the same name with its old recommendation.
-        assert self.api is not None
-        hpas = client.AutoscalingV2Api(self.api)
-        self.wait_for("the old ScaledObjects' HPAs to be deleted", 90,
-                      lambda: not hpas.list_namespaced_horizontal_pod_autoscaler(self.cfg.namespace).items)  # fmt: skip
-        self.wait_for("the engine pods to be gone", 60, lambda: not any(self.pod_nodes(m) for m in self.targets))
-        values_file = self.cfg.workdir / "values.yaml"
-        self._timed("helm-install", lambda: rel.install(self.cfg.chart, [values_file], timeout="2m",
-                                                        create_namespace=False))  # fmt: skip
-
     def _apply_keda_crds(self) -> None:
         argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-autoscale"]
         for f in keda.crd_documents():
