@@ -767,7 +767,10 @@ def shared(
     finally:
         with _lock(name):
             me.unlink(missing_ok=True)
-            if not any(f.name.isdigit() for f in users.iterdir()):
+            # Another session may have cleaned the folder up (e.g. after
+            # `llmops cluster down`); no folder means no other user.
+            others = [f for f in users.iterdir() if f.name.isdigit()] if users.is_dir() else []
+            if not others:
                 if owned_marker.exists():
                     down(name)
                 shutil.rmtree(users, ignore_errors=True)

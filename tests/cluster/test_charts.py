@@ -10,7 +10,9 @@ from git history. Install-to-ready times go to reports/cluster/install-times.jso
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -61,10 +63,15 @@ def fit(env: Path, helm_bin: str = "helm3") -> str:
 
 
 def _record_time(env: str, helm_bin: str, seconds: float) -> None:
+    """Merge one figure into the shared file; xdist workers write it concurrently."""
     TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
-    data.setdefault(env, {})[helm_bin] = round(seconds, 2)
-    TIMES_FILE.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with TIMES_FILE.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
+        data.setdefault(env, {})[helm_bin] = round(seconds, 2)
+        tmp = TIMES_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, TIMES_FILE)
 
 
 def _pv(namespace: str, claim: str, spec: dict[str, Any]) -> dict[str, Any]:
