@@ -1,24 +1,28 @@
 """`llmops demo`: the main job on the embedded default (values/local.yaml).
 
-Steps run in order; a step whose machinery has not landed yet is reported as
-missing instead of pretending to pass, and the demo exits non-zero.
+Validate the values, bring up the local cluster, install the stack, start
+one simulator per engine replica and run the default load profile with its
+SLO gates, then print the summary and the report path. A cluster the demo
+started itself is taken down at the end unless --keep is given; a cluster
+that was already running is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
+from collections.abc import Callable
 from typing import Any
 
-from llmops import paths
+from llmops import cluster, loadtest, paths, release, validate
 
-# (title, module providing `demo_step(args) -> str`, what provides it)
-STEPS: list[tuple[str, str, str]] = [
-    ("render values/local.yaml and validate it", "llmops.validate", "validation harness"),
-    ("start the local cluster", "llmops.cluster", "cluster lifecycle"),
-    ("install the stack with values/local.yaml", "llmops.release", "release lifecycle"),
-    ("start the endpoints and run the default load profile", "llmops.loadtest", "load-test harness"),
+Step = tuple[str, Callable[[argparse.Namespace], str]]
+
+STEPS: list[Step] = [
+    ("validate the values file (schema, Helm 3 + 4, Kubernetes and CRD schemas)", validate.demo_step),
+    ("start the local cluster", cluster.demo_step),
+    ("install the stack", release.demo_step),
+    ("start the endpoints and run the default load profile", loadtest.demo_step),
 ]
 
 
@@ -30,26 +34,25 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--values", default=str(paths.VALUES_DIR / "local.yaml"), help="environment values file")
     parser.add_argument("--duration", default="30s", help="load-test duration (Go-style, e.g. 30s, 2m)")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster and release running afterwards")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster, release and endpoints running afterwards")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    missing: list[str] = []
-    for index, (title, module_name, provider) in enumerate(STEPS, start=1):
-        prefix = f"[{index}/{len(STEPS)}] {title}"
-        try:
-            module = importlib.import_module(module_name)
-            step = module.demo_step
-        except (ModuleNotFoundError, AttributeError):
-            print(f"{prefix}: MISSING (the {provider} has not landed yet)", flush=True)
-            missing.append(title)
-            continue
-        started = time.monotonic()
-        print(f"{prefix} ...", flush=True)
-        summary = step(args)
-        print(f"{prefix}: done in {time.monotonic() - started:.1f}s {summary}".rstrip(), flush=True)
-    if missing:
-        print(f"\ndemo incomplete: {len(missing)} step(s) not available yet: {'; '.join(missing)}")
-        return 1
+    name = getattr(args, "cluster", None) or cluster.DEFAULT_NAME
+    was_running = cluster.api_ready(name)
+    try:
+        for index, (title, step) in enumerate(STEPS, start=1):
+            prefix = f"[{index}/{len(STEPS)}] {title}"
+            print(f"{prefix} ...", flush=True)
+            started = time.monotonic()
+            summary = step(args)
+            print(f"{prefix}: done in {time.monotonic() - started:.1f}s {summary}".rstrip(), flush=True)
+    finally:
+        if args.keep or was_running:
+            reason = "--keep" if args.keep else "it was running before the demo"
+            print(f"cluster {name} left running ({reason}); `llmops cluster down` stops it", flush=True)
+        elif cluster.api_ready(name):
+            cluster.down(name)
+            print(f"cluster {name} stopped and removed (use --keep to leave it running)", flush=True)
     return 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from llmops import paths
 from llmops.cli import build_parser, main
 
 
@@ -17,7 +19,11 @@ def _subcommands() -> list[str]:
 
 
 def test_help_lists_every_subcommand() -> None:
-    out = subprocess.run([sys.executable, "-m", "llmops", "--help"], capture_output=True, text=True, check=True).stdout
+    # The package runs from src/ (no install needed): the same as `make` and CI do.
+    env = {**os.environ, "PYTHONPATH": str(paths.REPO_ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, "-m", "llmops", "--help"], capture_output=True, text=True, check=True, env=env
+    ).stdout
     for name in _subcommands():
         assert name in out
     assert {"tools", "demo"} <= set(_subcommands())
