@@ -15,7 +15,7 @@ LLMOPS := $(PY) -m llmops
 # pytest-xdist: two workers on this two-core machine; override with JOBS=1.
 JOBS ?= auto
 
-.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine lint docs clean-cache
+.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
