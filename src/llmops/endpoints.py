@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmops import paths, tools
+from llmops import paths, procs, tools
 from llmops.errors import LlmopsError
 
 PORT_RANGE = range(18000, 18100)
@@ -243,15 +243,7 @@ class Simulator:
             time.sleep(0.05)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+        procs.stop_process(self.process, timeout)
 
 
 def _pid_alive(pid: Any) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from llmops import tools
+from llmops import procs, tools
 from llmops.autoscale import certs
 from llmops.errors import LlmopsError
 
@@ -85,15 +85,7 @@ class _Proc:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
+        procs.stop_process(self.process, STOP_TIMEOUT_S)
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import time
 import urllib.error
@@ -31,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from llmops import tools
+from llmops import procs, tools
 from llmops.errors import LlmopsError
 
 READY_TIMEOUT_S = 30.0
@@ -241,15 +240,7 @@ class PrometheusServer:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
+        procs.stop_process(self.process, STOP_TIMEOUT_S)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
