@@ -194,6 +194,13 @@ def parse_manifests(text: str) -> list[Manifest]:
     return manifests
 
 
+def find_one(manifests: Iterable[Manifest], kind: str) -> dict[str, Any]:
+    """The single object of KIND; fails naming what was rendered instead."""
+    objs = find(manifests, kind)
+    assert len(objs) == 1, f"expected one {kind}, got {[o['metadata']['name'] for o in objs]}"
+    return objs[0]
+
+
 def find(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> list[dict[str, Any]]:
     """Objects of KIND (and NAME, if given)."""
     return [m.obj for m in manifests if m.kind == kind and (name is None or m.name == name)]

@@ -15,12 +15,6 @@ CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
 INGRESS_RATE = 'sum(rate(nginx_ingress_controller_requests{exported_service="llmops-chat"}[2m]))'
 
 
-def _one(manifests: list[render.Manifest], kind: str) -> dict[str, Any]:
-    objs = render.find(manifests, kind)
-    assert len(objs) == 1, f"expected one {kind}, got {[o['metadata']['name'] for o in objs]}"
-    return objs[0]
-
-
 def _triggers(so: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in so["spec"]["triggers"]}
 
@@ -35,7 +29,7 @@ def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart
 
 
 def test_model_key_creates_scaled_object_targeting_the_engine_deployment(render_chart) -> None:
-    so = _one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")
+    so = render.find_one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")
     assert so["metadata"]["name"] == "llmops-chat"
     assert so["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llmops-chat"}
     assert so["metadata"]["labels"]["llmops.io/model"] == "chat"
@@ -47,7 +41,7 @@ def test_no_models_renders_no_autoscaler(render_chart) -> None:
 
 
 def test_default_tuning_is_at_least_3x_faster_than_keda_defaults_and_scales_in_slowly(render_chart) -> None:
-    spec = _one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")["spec"]
+    spec = render.find_one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")["spec"]
     assert spec["pollingInterval"] * 3 <= 30  # KEDA default polling 30 s
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
@@ -58,7 +52,7 @@ def test_default_tuning_is_at_least_3x_faster_than_keda_defaults_and_scales_in_s
 
 
 def test_queue_and_kv_cache_triggers_query_only_this_models_series(render_chart) -> None:
-    so = _one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")
+    so = render.find_one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject")
     triggers = _triggers(so)
     assert set(triggers) == {"queue", "kv-cache"}
     queue = triggers["queue"]["metadata"]
@@ -70,13 +64,13 @@ def test_queue_and_kv_cache_triggers_query_only_this_models_series(render_chart)
 
 
 def test_release_label_can_be_left_out_of_the_queries(render_chart) -> None:
-    so = _one(render_chart(CHART, set_values={"prometheus": {"releaseLabel": ""}, "models": {"chat": {}}}), "ScaledObject")
+    so = render.find_one(render_chart(CHART, set_values={"prometheus": {"releaseLabel": ""}, "models": {"chat": {}}}), "ScaledObject")
     assert _triggers(so)["queue"]["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="llmops",llmops_model="chat"})'
 
 
 def test_ttft_trigger_scales_p95_by_pod_count_and_reads_idle_as_zero(render_chart) -> None:
     values = {"models": {"chat": {"triggers": {"ttft": {"enabled": True, "thresholdSeconds": 1.5}}}}}
-    ttft = _triggers(_one(render_chart(CHART, set_values=values), "ScaledObject"))["ttft"]["metadata"]
+    ttft = _triggers(render.find_one(render_chart(CHART, set_values=values), "ScaledObject"))["ttft"]["metadata"]
     assert ttft["threshold"] == "1.5"
     assert ttft["query"].startswith("(histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{")
     assert "* scalar(count(vllm:num_requests_running{" in ttft["query"]
@@ -108,7 +102,7 @@ def test_scale_to_zero_on_a_vllm_metric_fails_because_it_does_not_exist_at_zero_
 
 def test_scale_to_zero_with_ingress_activation_wakes_on_that_metric_only(render_chart) -> None:
     values = {"models": {"chat": {"minReplicas": 0, "scaleToZero": {"activationQuery": INGRESS_RATE, "activationThreshold": 0.5}}}}
-    so = _one(render_chart(CHART, set_values=values), "ScaledObject")
+    so = render.find_one(render_chart(CHART, set_values=values), "ScaledObject")
     assert so["spec"]["minReplicaCount"] == 0
     triggers = _triggers(so)
     activation = triggers["activation"]["metadata"]
@@ -126,11 +120,11 @@ def test_scale_to_zero_with_ingress_activation_wakes_on_that_metric_only(render_
 def test_prometheus_auth_mode_renders_trigger_authentication_from_existing_secret(render_chart, mode: str, parameters: set[str]) -> None:
     values = {"prometheus": {"auth": {"mode": mode, "secretName": "prom-reader"}}, "models": {"chat": {}}}
     manifests = render_chart(CHART, set_values=values)
-    ta = _one(manifests, "TriggerAuthentication")
+    ta = render.find_one(manifests, "TriggerAuthentication")
     refs = ta["spec"]["secretTargetRef"]
     assert {r["parameter"] for r in refs} == parameters
     assert {r["name"] for r in refs} == {"prom-reader"}
-    for trigger in _one(manifests, "ScaledObject")["spec"]["triggers"]:
+    for trigger in render.find_one(manifests, "ScaledObject")["spec"]["triggers"]:
         assert trigger["authenticationRef"] == {"name": ta["metadata"]["name"]}
         assert trigger["metadata"]["authModes"] == mode
 
@@ -158,7 +152,7 @@ def test_schema_rejects_a_misspelt_model_setting(render_chart) -> None:
 def test_engine_hpa_renders_autoscaling_v2_with_gpu_behaviour_and_no_keda_objects(render_chart) -> None:
     manifests = render_chart(CHART, set_values={"engine": "hpa", "models": {"chat": {"maxReplicas": 3}}})
     assert not render.find(manifests, "ScaledObject")
-    hpa = _one(manifests, "HorizontalPodAutoscaler")
+    hpa = render.find_one(manifests, "HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "llmops-chat"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)

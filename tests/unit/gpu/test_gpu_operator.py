@@ -20,12 +20,6 @@ def _device_plugin_cm(manifests: list[render.Manifest]) -> dict[str, Any]:
     return cm
 
 
-def _one(manifests: list[render.Manifest], kind: str) -> dict[str, Any]:
-    objs = render.find(manifests, kind)
-    assert len(objs) == 1, f"expected one {kind}, got {len(objs)}"
-    return objs[0]
-
-
 @pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
 def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart, values: Path) -> None:
     objs = [m.obj for m in render_chart(CHART, [values])]
@@ -52,7 +46,7 @@ def test_sharing_uses_the_global_gpu_resource_name(render_chart) -> None:
 
 def test_cluster_policy_points_the_device_plugin_at_the_sharing_config(render_chart) -> None:
     manifests = render_chart(CHART, set_values={"clusterPolicy": {"create": True}, "devicePlugin": {"defaultConfig": "shared-4"}})
-    cp = _one(manifests, "ClusterPolicy")
+    cp = render.find_one(manifests, "ClusterPolicy")
     cm = _device_plugin_cm(manifests)
     assert cp["spec"]["devicePlugin"]["config"] == {"name": cm["metadata"]["name"], "default": "shared-4"}
     assert cp["spec"]["mig"]["strategy"] == "none"
@@ -76,7 +70,7 @@ def test_default_config_must_name_a_config(render_chart) -> None:
 
 def test_only_the_operator_namespace_is_privileged(render_chart) -> None:
     manifests = render_chart(CHART, set_values={"operatorNamespace": {"create": True, "name": "nvidia-gpu"}})
-    ns = _one(manifests, "Namespace")
+    ns = render.find_one(manifests, "Namespace")
     assert ns["metadata"]["name"] == "nvidia-gpu"
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     # No pod of any kind comes from this chart.
@@ -84,12 +78,12 @@ def test_only_the_operator_namespace_is_privileged(render_chart) -> None:
 
 
 def test_runtime_class_uses_the_toolkit_handler(render_chart) -> None:
-    rc = _one(render_chart(CHART, set_values={"runtimeClass": {"create": True}}), "RuntimeClass")
+    rc = render.find_one(render_chart(CHART, set_values={"runtimeClass": {"create": True}}), "RuntimeClass")
     assert (rc["metadata"]["name"], rc["handler"]) == ("nvidia", "nvidia")
 
 
 def test_dcgm_service_monitor_keeps_the_gpu_consumer_pod_labels(render_chart) -> None:
-    sm = _one(render_chart(CHART, set_values={"global": {"monitoring": {"enabled": True, "prometheusLabels": {"release": "kps"}}}}), "ServiceMonitor")
+    sm = render.find_one(render_chart(CHART, set_values={"global": {"monitoring": {"enabled": True, "prometheusLabels": {"release": "kps"}}}}), "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "kps"
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["gpu-operator"]}
     assert sm["spec"]["selector"]["matchLabels"] == {"app": "nvidia-dcgm-exporter"}
@@ -102,7 +96,7 @@ def test_dcgm_service_monitor_needs_monitoring_enabled(render_chart) -> None:
 
 
 def test_priority_class_for_inference_is_not_the_global_default(render_chart) -> None:
-    pc = _one(render_chart(CHART), "PriorityClass")
+    pc = render.find_one(render_chart(CHART), "PriorityClass")
     assert pc["metadata"]["name"] == "llmops-inference"
     assert pc["globalDefault"] is False
     assert 0 < pc["value"] < 1_000_000_000  # below system-cluster-critical
@@ -120,5 +114,5 @@ def test_dcgm_counters_include_every_gpu_metric_of_the_contract(render_chart) ->
     cm = next(c for c in render.find(manifests, "ConfigMap") if "dcgm-metrics.csv" in c["data"])
     fields = {line.split(",")[0].strip() for line in cm["data"]["dcgm-metrics.csv"].splitlines() if line and not line.startswith("#")}
     assert {m.name for m in metrics_contract.by_exporter("dcgm")} <= fields
-    assert _one(manifests, "ClusterPolicy")["spec"]["dcgmExporter"] == {"config": {"name": cm["metadata"]["name"]}}
+    assert render.find_one(manifests, "ClusterPolicy")["spec"]["dcgmExporter"] == {"config": {"name": cm["metadata"]["name"]}}
     assert cm["metadata"]["namespace"] == "gpu-operator"

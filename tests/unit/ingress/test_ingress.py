@@ -19,12 +19,6 @@ def _values(**extra: Any) -> dict[str, Any]:
     return {**BASE, **extra}
 
 
-def _one(manifests: list[render.Manifest], kind: str) -> dict[str, Any]:
-    objs = render.find(manifests, kind)
-    assert len(objs) == 1, f"expected one {kind}, got {len(objs)}"
-    return objs[0]
-
-
 @pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
 def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart, values: Path) -> None:
     objs = [m.obj for m in render_chart(CHART, [values])]
@@ -33,7 +27,7 @@ def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart
 
 
 def test_route_sends_the_path_to_the_models_engine_service(render_chart) -> None:
-    ing = _one(render_chart(CHART, set_values=_values(routes=[{"path": "/chat", "model": "chat"}, {"path": "/code", "model": "code"}])), "Ingress")
+    ing = render.find_one(render_chart(CHART, set_values=_values(routes=[{"path": "/chat", "model": "chat"}, {"path": "/code", "model": "code"}])), "Ingress")
     (rule,) = ing["spec"]["rules"]
     assert rule["host"] == "llm.example.com"
     backends = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
@@ -41,7 +35,7 @@ def test_route_sends_the_path_to_the_models_engine_service(render_chart) -> None
 
 
 def test_nginx_annotations_stream_tokens_without_buffering_and_with_long_timeouts(render_chart) -> None:
-    ann = _one(render_chart(CHART, set_values=_values(streaming={"readTimeoutSeconds": 1200})), "Ingress")["metadata"]["annotations"]
+    ann = render.find_one(render_chart(CHART, set_values=_values(streaming={"readTimeoutSeconds": 1200})), "Ingress")["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "1200"
     assert ann["nginx.ingress.kubernetes.io/proxy-body-size"] == "16m"
@@ -49,26 +43,26 @@ def test_nginx_annotations_stream_tokens_without_buffering_and_with_long_timeout
 
 
 def test_rate_limit_adds_per_client_limits(render_chart) -> None:
-    ann = _one(render_chart(CHART, set_values=_values(rateLimit={"enabled": True, "requestsPerSecond": 7})), "Ingress")["metadata"]["annotations"]
+    ann = render.find_one(render_chart(CHART, set_values=_values(rateLimit={"enabled": True, "requestsPerSecond": 7})), "Ingress")["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/limit-rps"] == "7"
     assert ann["nginx.ingress.kubernetes.io/limit-connections"] == "20"
 
 
 def test_other_controller_gets_only_the_users_annotations(render_chart) -> None:
     values = _values(ingress={"className": "traefik", "controller": "other", "annotations": {"a": "b"}})
-    ing = _one(render_chart(CHART, set_values=values), "Ingress")
+    ing = render.find_one(render_chart(CHART, set_values=values), "Ingress")
     assert ing["metadata"]["annotations"] == {"a": "b"}
     assert ing["spec"]["ingressClassName"] == "traefik"
 
 
 def test_self_signed_tls_renders_issuer_and_certificate_for_the_hosts(render_chart) -> None:
     manifests = render_chart(CHART, set_values=_values())
-    cert = _one(manifests, "Certificate")
-    issuer = _one(manifests, "Issuer")
+    cert = render.find_one(manifests, "Certificate")
+    issuer = render.find_one(manifests, "Issuer")
     assert issuer["spec"] == {"selfSigned": {}}
     assert cert["spec"]["issuerRef"] == {"name": issuer["metadata"]["name"], "kind": "Issuer", "group": "cert-manager.io"}
     assert cert["spec"]["dnsNames"] == ["llm.example.com"]
-    ing = _one(manifests, "Ingress")
+    ing = render.find_one(manifests, "Ingress")
     assert ing["spec"]["tls"] == [{"hosts": ["llm.example.com"], "secretName": cert["spec"]["secretName"]}]
 
 
@@ -76,18 +70,18 @@ def test_self_signed_tls_renders_issuer_and_certificate_for_the_hosts(render_cha
 def test_acme_renders_a_cluster_issuer_with_the_chosen_challenge(render_chart, solver: str, extra: dict[str, Any]) -> None:
     acme = {"email": "ops@example.com", "solver": solver, **extra}
     manifests = render_chart(CHART, set_values=_values(tls={"certManager": {"issuer": "acme", "acme": acme}}))
-    ci = _one(manifests, "ClusterIssuer")
+    ci = render.find_one(manifests, "ClusterIssuer")
     (s,) = ci["spec"]["acme"]["solvers"]
     assert list(s) == [solver]
     if solver == "http01":
         assert s["http01"]["ingress"]["ingressClassName"] == "nginx"
-    assert _one(manifests, "Certificate")["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+    assert render.find_one(manifests, "Certificate")["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
 
 
 def test_existing_secret_renders_no_certificate(render_chart) -> None:
     manifests = render_chart(CHART, set_values=_values(tls={"source": "existingSecret", "secretName": "mine"}))
     assert not render.find(manifests, "Certificate")
-    assert _one(manifests, "Ingress")["spec"]["tls"][0]["secretName"] == "mine"
+    assert render.find_one(manifests, "Ingress")["spec"]["tls"][0]["secretName"] == "mine"
 
 
 def test_tls_without_hosts_fails_and_names_the_path(render_chart) -> None:
@@ -107,7 +101,7 @@ def test_gateway_mode_renders_an_httproute_with_numeric_backend_port_and_timeout
     values = _values(mode="gateway", gateway={"parentRefs": [{"name": "gw", "namespace": "infra"}], "requestTimeout": "300s"}, tls={"enabled": False})
     manifests = render_chart(CHART, set_values=values)
     assert not render.find(manifests, "Ingress")
-    route = _one(manifests, "HTTPRoute")
+    route = render.find_one(manifests, "HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"name": "gw", "namespace": "infra"}]
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == [{"name": "llmops-chat", "port": 8000}]
@@ -125,12 +119,12 @@ def test_schema_rejects_an_uppercase_host(render_chart) -> None:
 
 
 def test_without_hosts_and_tls_the_rule_matches_any_host(render_chart) -> None:
-    ing = _one(render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}], "tls": {"enabled": False}}), "Ingress")
+    ing = render.find_one(render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}], "tls": {"enabled": False}}), "Ingress")
     (rule,) = ing["spec"]["rules"]
     assert "host" not in rule
     assert "tls" not in ing["spec"]
 
 
 def test_one_rule_per_host(render_chart) -> None:
-    ing = _one(render_chart(CHART, set_values=_values(hosts=["a.example.com", "b.example.com"])), "Ingress")
+    ing = render.find_one(render_chart(CHART, set_values=_values(hosts=["a.example.com", "b.example.com"])), "Ingress")
     assert [r["host"] for r in ing["spec"]["rules"]] == ["a.example.com", "b.example.com"]
