@@ -129,8 +129,13 @@ def test_fallback_replicas_hold_while_prometheus_is_down(stack: AutoscaleStack) 
 
 
 def test_scale_from_zero_activates_on_gateway_traffic_and_returns_to_zero(stack: AutoscaleStack) -> None:
-    stack.wait_for("idle scaled to zero (no traffic)", TO_ZERO_S, lambda: stack.deployment(IDLE) == (0, 0))
-    assert stack.reconciler is not None and stack.reconciler.serving(stack.targets[IDLE]) == []
+    assert stack.reconciler is not None
+    reconciler = stack.reconciler
+    # The reconciler polls the API on its own interval: wait for it to have
+    # seen the last pod go, not just for the Deployment to reach zero.
+    stack.wait_for("idle scaled to zero (no traffic) and its simulators stopped", TO_ZERO_S,
+                   lambda: stack.deployment(IDLE) == (0, 0) and reconciler.serving(stack.targets[IDLE]) == [])
+    assert reconciler.serving(stack.targets[IDLE]) == []
     rec = Recorder(stack, IDLE).start()
     load = scenarios.LoadRun({"idle-llm": [stack.gateways[IDLE].url]}, {"shape": "concurrency", "users": 2,
                              "duration": "25s"}, REPORT_DIR / "from-zero" / "locust", profile="default").start()  # fmt: skip
