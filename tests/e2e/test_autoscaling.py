@@ -7,8 +7,9 @@ observability chart's ServiceMonitor, the KEDA operator and metrics adapter
 built from the pinned module. Each Ready kwok pod gets its own
 llm-d-inference-sim, so added replicas add real capacity.
 
-Tuning: the chart's defaults, except a 5 s scrape and a short scale-in
-(20 s stabilization, -100 % per 15 s) so the module finishes in minutes.
+Tuning: the chart's defaults (5 s scrape, 2 s polling, one-step scale-up),
+except a short scale-in (20 s stabilization, -100 % per 15 s) so the module
+finishes in minutes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ FAST_SCALE_IN = {
     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
 }
 # Named timeouts: how long each wait may take before the test fails saying what it waited for.
-SCALE_OUT_DECISION_S = 45.0  # scrape 5 s + KEDA/HPA sync 15 s, with slack for a loaded 2-core machine
+SCALE_OUT_DECISION_S = 45.0  # the chart's 5 s scrape + the HPA's 15 s sync, with slack for a loaded 2-core machine
 SCALE_IN_S = 150.0
 FALLBACK_S = 90.0
 TO_ZERO_S = 120.0
@@ -54,8 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AutoscaleStack]:
         IDLE: scenarios.scale_to_zero(NAMESPACE, IDLE, maxReplicas=2, cooldownPeriod=20, initialCooldownPeriod=0,
                                       behavior={"scaleDown": FAST_SCALE_IN}),
     }  # fmt: skip
-    values = scenarios.umbrella_values(NAMESPACE, models, overrides, prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}",
-                                       scrape_interval="5s")  # fmt: skip
+    values = scenarios.umbrella_values(NAMESPACE, models, overrides, prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}")
     cfg = StackConfig(models, values, tmp_path_factory.mktemp("autoscale"), namespace=NAMESPACE)
     with AutoscaleStack(cfg, progress=lambda m: print(f"[autoscale] {m}", flush=True)) as st:
         REPORT_DIR.mkdir(parents=True, exist_ok=True)

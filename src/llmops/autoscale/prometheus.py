@@ -16,6 +16,7 @@ ServiceMonitor that would not select the engines here selects nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -32,6 +33,7 @@ import yaml
 
 from llmops import procs, tools
 from llmops.errors import LlmopsError
+from llmops.loadtest import shapes
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -260,3 +262,41 @@ class PrometheusServer:
     def active_targets(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"{self.url}/api/v1/targets?state=active", timeout=5) as resp:  # noqa: S310
             return list(json.loads(resp.read())["data"]["activeTargets"])
+
+
+MODEL_POD_LABEL = "llmops.io/model"
+
+
+def split_by_model_interval(jobs: Sequence[Mapping[str, Any]], intervals: Mapping[str, str]) -> list[dict[str, Any]]:
+    """JOBS with the models named in INTERVALS scraped at their own interval (model -> duration).
+
+    Each job keeps every other model at its own interval and gets one copy per
+    distinct interval that keeps only those models (by their pod label
+    ``llmops.io/model``), so one release can compare observability tunings
+    model by model. The scrape timeout is capped at the new interval.
+    """
+    if not intervals:
+        return [dict(j) for j in jobs]
+    source = f"__meta_kubernetes_pod_label_{sanitize(MODEL_POD_LABEL)}"
+    by_interval: dict[str, list[str]] = {}
+    for model, interval in intervals.items():
+        by_interval.setdefault(interval, []).append(model)
+
+    def regex(models: Sequence[str]) -> str:
+        return "|".join(re.escape(m) for m in sorted(models))
+
+    out: list[dict[str, Any]] = []
+    for job in jobs:
+        rest = copy.deepcopy(dict(job))
+        rest["relabel_configs"] = [{"action": "drop", "source_labels": [source], "regex": regex(list(intervals))},
+                                   *rest["relabel_configs"]]  # fmt: skip
+        out.append(rest)
+        for interval, models in sorted(by_interval.items()):
+            own = copy.deepcopy(dict(job))
+            own["job_name"] = f"{job['job_name']}/{'-'.join(sorted(models))}"
+            own["scrape_interval"] = interval
+            own["scrape_timeout"] = min(str(job.get("scrape_timeout", "10s")), interval, key=shapes.parse_duration)
+            own["relabel_configs"] = [{"action": "keep", "source_labels": [source], "regex": regex(models)},
+                                      *own["relabel_configs"]]  # fmt: skip
+            out.append(own)
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.autoscale.stack import AutoscaleStack, ModelSpec, Recorder, Sample, activation_query, write_samples
-from llmops.loadtest import harness, shapes
+from llmops.loadtest import harness
 
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the product label of llmops.cluster's simulated GPU pool
 
@@ -41,24 +41,18 @@ KEDA_DEFAULTS: dict[str, Any] = {
 
 
 def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Mapping[str, Mapping[str, Any]], *,
-                    prometheus_url: str, ttft: str = "50ms", itl: str = "10ms",
-                    scrape_interval: str | None = None) -> dict[str, Any]:  # fmt: skip
+                    prometheus_url: str, ttft: str = "50ms", itl: str = "10ms") -> dict[str, Any]:  # fmt: skip
     """Umbrella values: one GPU simulator engine per model, KEDA autoscaling with per-model overrides, monitoring on.
 
-    ``scrape_interval`` sets the observability chart's ServiceMonitor interval (None: the chart's default).
+    Prometheus scrapes at the observability chart's default interval (see ``StackConfig.scrape_intervals``).
     """
     vllm_models = [
         {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs, "replicas": None,
          "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT}}
         for m in models
     ]  # fmt: skip
-    monitor: dict[str, Any] = {}
-    if scrape_interval:  # the chart's scrapeTimeout (10 s) must not exceed the interval
-        seconds = shapes.parse_duration(scrape_interval)
-        monitor = {"interval": scrape_interval, "scrapeTimeout": f"{max(1, int(seconds * 0.8))}s"}
     return {
         "global": {"monitoring": {"enabled": True}},
-        "observability": {"monitor": monitor} if monitor else {},
         "vllm": {"models": vllm_models, "simulator": {"timeToFirstToken": ttft, "interTokenLatency": itl}},
         "autoscaling": {
             "enabled": True,
@@ -185,8 +179,10 @@ def plot(path: Path, runs: Sequence[tuple[str, Sequence[Sample], float, float]],
     for ax, (label, samples, at, end) in zip(axes[:, 0], runs):
         t = [s.t - at for s in samples]
         ax.plot(t, [s.queue if s.queue is not None else float("nan") for s in samples], color="tab:red",
-                label="queue (sum vllm:num_requests_waiting)")  # fmt: skip
-        ax.set_ylabel("waiting requests")
+                label="queue (sum vllm:num_requests_waiting, as Prometheus has it)")  # fmt: skip
+        ax.plot(t, [s.gateway_in_flight for s in samples], color="tab:orange", linestyle=":",
+                label="in flight at the gateway (held while no replica serves)")  # fmt: skip
+        ax.set_ylabel("requests")
         ax2 = ax.twinx()
         ax2.step(t, [s.desired for s in samples], where="post", color="tab:blue", label="desired replicas")
         ax2.step(t, [s.ready for s in samples], where="post", color="tab:green", linestyle="--", label="ready replicas")
@@ -199,7 +195,7 @@ def plot(path: Path, runs: Sequence[tuple[str, Sequence[Sample], float, float]],
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("seconds from spike start")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.99))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -85,7 +85,10 @@ class StackConfig:
     helm_bin: str = "helm3"
     cluster_name: str = CLUSTER_NAME
     cluster_port_base: int = CLUSTER_PORT_BASE
-    scrape_interval: str | None = None  # override the monitor's interval (None: the chart's)
+    # per-model scrape interval (model -> duration) for the engines and the model's gateway, e.g. to
+    # compare an observability tuning against another in one release; other models keep the monitor's
+    scrape_intervals: Mapping[str, str] = field(default_factory=dict)
+    pools: Sequence[cluster.NodePool] = cluster.DEFAULT_POOLS  # simulated nodes (a cluster we start)
     keep_cluster: bool = False  # leave a cluster we started running (for debugging)
 
 
@@ -160,8 +163,9 @@ class AutoscaleStack:
         self._started_cluster = not cluster.api_ready(cfg.cluster_name)
         # All pinned CRDs (the release's ServiceMonitor/PrometheusRule need prometheus-operator's),
         # then KEDA's again from the exact version whose operator runs here.
-        self._timed("cluster", lambda: cluster.up(cfg.cluster_name, "local", port_base=cfg.cluster_port_base,
-                                                  install_crds=True, progress=self.say))  # fmt: skip
+        self._timed("cluster", lambda: cluster.up(cfg.cluster_name, "local", pools=cfg.pools,
+                                                  port_base=cfg.cluster_port_base, install_crds=True,
+                                                  progress=self.say))  # fmt: skip
         if self._started_cluster and not cfg.keep_cluster:
             self._stack.callback(cluster.down, cfg.cluster_name)
         self.api = kconfig.new_client_from_config(str(cluster.kubeconfig_path(cfg.cluster_name)))
@@ -185,8 +189,8 @@ class AutoscaleStack:
         monitor = self._monitor()
         endpoints_ = monitor["spec"].get("endpoints") or monitor["spec"].get("podMetricsEndpoints") or [{}]
         self._interval = str(endpoints_[0].get("interval", "30s"))
-        scrape = prom.scrape_configs_for_monitor(monitor, sd_file)
-        scrape.append(self._gateway_job())
+        scrape = prom.split_by_model_interval(prom.scrape_configs_for_monitor(monitor, sd_file), cfg.scrape_intervals)
+        scrape += self._gateway_jobs()
         self.prometheus = prom.PrometheusServer(PROMETHEUS_PORT, cfg.workdir / "prometheus", scrape)
         self._timed("prometheus", self.prometheus.start)
         self._stack.callback(self.prometheus.stop)
@@ -246,10 +250,6 @@ class AutoscaleStack:
             if doc.get("kind") in MONITOR_KINDS:
                 self.monitor_source = f"{doc['kind']}/{doc['metadata']['name']} {source}"
                 doc["metadata"].setdefault("namespace", self.cfg.namespace)
-                if self.cfg.scrape_interval:
-                    for ep in doc["spec"].get("endpoints") or doc["spec"].get("podMetricsEndpoints") or []:
-                        ep["interval"] = self.cfg.scrape_interval
-                        ep["scrapeTimeout"] = min(ep.get("scrapeTimeout", "10s"), self.cfg.scrape_interval, key=_seconds)
                 return doc
         raise LlmopsError("neither the release nor charts/observability renders a ServiceMonitor/PodMonitor; "
                           "enable observability.monitor so Prometheus knows what to scrape")  # fmt: skip
@@ -259,16 +259,25 @@ class AutoscaleStack:
         obs.pop("enabled", None)
         return obs
 
-    def _gateway_job(self) -> dict[str, Any]:
-        return {
-            "job_name": "llmops-gateway",
-            "scrape_interval": self._interval,
-            "metrics_path": "/gateway/metrics",
-            "static_configs": [
-                {"targets": [f"127.0.0.1:{gw.port}"], "labels": {"namespace": self.cfg.namespace, "llmops_model": name}}
-                for name, gw in self.gateways.items()
-            ],
-        }
+    def _gateway_jobs(self) -> list[dict[str, Any]]:
+        """One static job per scrape interval over the models' gateways (the scale-from-zero series)."""
+        groups: dict[str, list[str]] = {}
+        for name in self.gateways:
+            groups.setdefault(self.cfg.scrape_intervals.get(name, self._interval), []).append(name)
+        return [
+            {
+                "job_name": "llmops-gateway" if interval == self._interval else f"llmops-gateway/{interval}",
+                "scrape_interval": interval,
+                "scrape_timeout": min("10s", interval, key=_seconds),
+                "metrics_path": "/gateway/metrics",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{self.gateways[name].port}"],
+                     "labels": {"namespace": self.cfg.namespace, "llmops_model": name}}
+                    for name in names
+                ],  # fmt: skip
+            }
+            for interval, names in groups.items()
+        ]
 
     # -- observation -----------------------------------------------------------------
     def deployment(self, model: str) -> tuple[int, int]:

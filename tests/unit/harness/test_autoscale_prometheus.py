@@ -100,3 +100,42 @@ def test_prometheus_keeps_only_selected_engine_endpoints_and_labels_them_like_th
         value = srv.query('sum(llmops_gateway_backends{namespace="ns",llmops_model="chat"})')
         time.sleep(0.5)
     assert value == 0.0
+
+
+def test_split_by_model_interval_passes_promtool_and_gives_each_model_one_job(tmp_path: Path) -> None:
+    jobs = prom.split_by_model_interval(prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json"),
+                                        {"slow-a": "30s", "slow-b": "30s", "fast": "1s"})  # fmt: skip
+    prom.write_sd_file(tmp_path / "sd.json", [])
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": jobs}))
+    proc = subprocess.run([str(tools.require("promtool")), "check", "config", str(config)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [(j["scrape_interval"], j["scrape_timeout"]) for j in jobs] == [("5s", "4s"), ("1s", "1s"), ("30s", "4s")]
+    assert prom.split_by_model_interval(jobs[:1], {}) == jobs[:1]
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_each_model_at_its_split_interval(tmp_path: Path) -> None:
+    sd = tmp_path / "sd.json"
+    prom.write_sd_file(sd, [])
+    monitor = _engine_monitor()
+    monitor["spec"]["endpoints"][0]["path"] = "/gateway/metrics"
+    jobs = prom.split_by_model_interval(prom.scrape_configs_for_monitor(monitor, sd), {"slow": "30s"})
+    srv = prom.PrometheusServer(UNIT_PROMETHEUS_PORT + 1, tmp_path / "prom", jobs)
+    with Gateway("m", 0) as gw:
+        srv.start()
+        try:
+            addr = f"127.0.0.1:{gw.port}"
+            svc = _service("rel", "rel")
+            prom.write_sd_file(sd, [(addr, prom.discovery_labels(svc, _pod(f"rel-{m}-0", "rel", m), "engine", "http"))
+                                    for m in ("slow", "chat")])  # fmt: skip
+            deadline = time.monotonic() + 20
+            targets: list[dict[str, Any]] = []
+            while len(targets) < 2 and time.monotonic() < deadline:
+                targets = srv.active_targets()
+                time.sleep(0.5)
+        finally:
+            srv.stop()
+    intervals = {t["labels"]["llmops_model"]: t["scrapeInterval"] for t in targets}
+    assert intervals == {"slow": "30s", "chat": "5s"}, targets
