@@ -1,31 +1,45 @@
 #!/usr/bin/env python3
 """Benchmark: autoscaling reaction to a load spike, the chart's tuning vs KEDA's defaults.
 
-One release serves four models side by side, all with the same queue
-trigger, bounds and simulators, all driven by the same Locust spike (each
-model gets an equal share of the clients):
+One release serves six models side by side, all with the same queue
+trigger, bounds (1 or 0 .. 8 replicas) and simulators, all driven by the
+same open-loop Locust spike (each model gets the same arrival rate, which
+needs about 7 replicas: more than the HPA's default +4 pods per step):
 
-- ``chart-warm`` / ``keda-warm``: minReplicas 1; the chart's default tuning
-  vs KEDA's defaults (pollingInterval 30 s, cooldownPeriod 300 s, the HPA's
-  default behavior);
-- ``chart-zero`` / ``keda-zero``: the same at minReplicas 0 (activation on
-  the gateway's in-flight requests), where pollingInterval gates the 0 -> 1 step.
+- ``chart-*``: the chart's default tuning (2 s polling, one-step scale-up,
+  the observability chart's 5 s scrape);
+- ``keda-*``: KEDA's defaults (pollingInterval 30 s, cooldownPeriod 300 s,
+  the HPA's default behavior), scraped like the chart (5 s): isolates the
+  ScaledObject tuning;
+- ``stock-*``: KEDA's defaults scraped at prometheus-operator's default
+  30 s (a monitor without an interval): what wiring KEDA to a stock
+  kube-prometheus-stack gives;
 
-Prometheus scrapes at the observability chart's default interval. Each
-repetition runs on a fresh stack (cluster included): after a helm
+each at minReplicas 1 (``-warm``) and at minReplicas 0 (``-zero``,
+activation on the gateway's in-flight requests, where pollingInterval
+gates the 0 -> 1 step). All HPAs come from one install, so they share the
+controller-manager's 15 s sync phase within a repetition; the spike starts
+a random 0-30 s after the stack settles, so the repetitions sample the
+polling and sync phases instead of hitting the same one each time.
+
+Each repetition runs on a fresh stack (cluster included): after a helm
 uninstall/install with the same names, the new HPA came up at the previous
-run's replica count ("ScaleDownStabilized" with every metric at 0). Prints the figures (seconds from the
-spike start to the scale-out decision and to every new replica Ready) and
-writes ``timeline-<rep>.jsonl``, ``figures.json`` and ``autoscaling.png``
-into the report dir.
+run's replica count ("ScaleDownStabilized" with every metric at 0). Prints
+the figures (seconds from the spike's first request to the scale-out
+decision, the first new replica Ready, and enough replicas Ready for the
+offered load) and writes ``timeline-<variant>-<rep>.jsonl``,
+``figures.json`` and ``autoscaling.png`` into the report dir.
 
-    PYTHONPATH=src .venv/bin/python scripts/bench_autoscaling.py --reps 3
+    PYTHONPATH=src .venv/bin/python scripts/bench_autoscaling.py --reps 6
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import random
 import signal
 import statistics
 import sys
@@ -38,29 +52,39 @@ from llmops.autoscale import scenarios
 from llmops.autoscale.stack import CLUSTER_PORT_BASE, PROMETHEUS_PORT, AutoscaleStack, ModelSpec, Recorder, StackConfig
 
 NAMESPACE = "autoscale-bench"
-VARIANTS = ("chart-warm", "keda-warm", "chart-zero", "keda-zero")
+TUNINGS = ("chart", "keda", "stock")
+VARIANTS = tuple(f"{t}-{start}" for start in ("warm", "zero") for t in TUNINGS)
+STOCK_SCRAPE = "30s"  # prometheus-operator's default scrape interval
+TTFT_S, ITL_S, MEAN_OUTPUT_TOKENS = 0.05, 0.03, 64  # simulator latencies; the spike profile's mean output
 SETTLE_TIMEOUT_S = 240.0
 
 
 def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
     common = {"maxReplicas": max_replicas}  # the simulators keep kv_cache_usage_perc at 0: the queue decides
     zero = {"initialCooldownPeriod": 0}  # KEDA's own default; lets a fresh install idle at zero at once
-    return {
-        "chart-warm": {**common, "minReplicas": 1},
-        "keda-warm": scenarios.keda_defaults(**common, minReplicas=1),
-        "chart-zero": scenarios.scale_to_zero(NAMESPACE, "chart-zero", **common, **zero),
-        "keda-zero": scenarios.keda_defaults(**scenarios.scale_to_zero(NAMESPACE, "keda-zero", **common, **zero)),
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for v in VARIANTS:
+        tuning, start = v.split("-")
+        o = scenarios.scale_to_zero(NAMESPACE, v, **common, **zero) if start == "zero" else {**common, "minReplicas": 1}
+        out[v] = o if tuning == "chart" else scenarios.keda_defaults(**o)
+    return out
+
+
+def replicas_needed(rate: float, max_num_seqs: int) -> int:
+    """Replicas whose concurrency covers RATE arrivals/s at the simulators' mean service time (Little's law)."""
+    return math.ceil(rate * (TTFT_S + MEAN_OUTPUT_TOKENS * ITL_S) / max_num_seqs)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--reps", type=int, default=2, help="repetitions (each on a fresh stack and cluster)")
-    ap.add_argument("--rate", type=float, default=24.0,
-                    help="open-loop arrivals per second during the spike (shared by the 4 models)")
+    ap.add_argument("--rate", type=float, default=3.5, help="open-loop arrivals per second and model during the spike")
     ap.add_argument("--length", type=float, default=80.0, help="spike length in seconds")
-    ap.add_argument("--max-replicas", type=int, default=4)
-    ap.add_argument("--max-num-seqs", type=int, default=2, help="concurrency of each simulator replica")
+    ap.add_argument("--max-replicas", type=int, default=8)
+    ap.add_argument("--max-num-seqs", type=int, default=1, help="concurrency of each simulator replica")
+    ap.add_argument("--phase-jitter", type=float, default=30.0,
+                    help="the spike starts a random 0..N s after the stack settles (samples the 30 s polling phase)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the phase offsets")
     ap.add_argument("--report-dir", type=Path, default=paths.REPO_ROOT / "reports" / "bench-autoscaling")
     args = ap.parse_args(argv)
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C: the stack stops everything it started.
@@ -68,24 +92,37 @@ def main(argv: list[str] | None = None) -> int:
 
     models = [ModelSpec(v, f"{v}-llm", max_num_seqs=args.max_num_seqs) for v in VARIANTS]
     values = scenarios.umbrella_values(NAMESPACE, models, overrides(args.max_replicas),
-                                       prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}", itl="15ms")  # fmt: skip
+                                       prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}",
+                                       ttft=f"{TTFT_S * 1000:.0f}ms", itl=f"{ITL_S * 1000:.0f}ms")  # fmt: skip
+    need = min(replicas_needed(args.rate, args.max_num_seqs), args.max_replicas)
+    # enough simulated H100s (8 per node) for every variant at its maximum
+    h100 = math.ceil(len(VARIANTS) * args.max_replicas / 8)
+    pools = tuple(dataclasses.replace(p, count=h100) if p.name == "gpu-h100" else p for p in cluster.DEFAULT_POOLS)
     out = args.report_dir
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     panels: list[tuple[str, list[Any], float, float]] = []
     started = time.monotonic()
+    rng = random.Random(args.seed)
     for rep in range(args.reps):
         # A fresh cluster per repetition: a reinstalled release (same HPA names) was seen to
         # inherit the previous run's replicas (ScaleDownStabilized with every metric at 0).
-        cfg = StackConfig(models, values, out / "work", namespace=NAMESPACE)
+        cfg = StackConfig(models, values, out / "work", namespace=NAMESPACE, pools=pools,
+                          scrape_intervals={v: STOCK_SCRAPE for v in VARIANTS if v.startswith("stock")})  # fmt: skip
         with AutoscaleStack(cfg, progress=lambda m: print(f"  [stack] {m}", flush=True)) as stack:
             print(f"rep {rep}: stack up ({stack.timings}); scrape: {stack.monitor_source}", flush=True)
             stack.wait_for("every variant settled at its start", SETTLE_TIMEOUT_S, lambda: settled(stack), interval=1)
+            # KEDA's polling loops and the HPA syncs tick from the install on: without a random
+            # offset every repetition would hit them at about the same phase and the medians
+            # would show one phase instead of the expected wait.
+            offset = rng.uniform(0, args.phase_jitter)
+            print(f"rep {rep}: spike in {offset:.1f}s (random phase offset)", flush=True)
+            time.sleep(offset)
             recorders = {v: Recorder(stack, v).start() for v in VARIANTS}
             targets = {stack.gateways[v].model: [stack.gateways[v].url] for v in VARIANTS}
             # Open loop, so one model's latency (e.g. requests held at zero replicas) does not
             # change the others' load; nothing before the spike, which would wake the zero variants.
-            load = {"shape": "spike", "unit": "rate", "base": 0, "peak": args.rate, "at": "1s",
+            load = {"shape": "spike", "unit": "rate", "base": 0, "peak": args.rate * len(VARIANTS), "at": "1s",
                     "length": f"{args.length}s", "duration": f"{1 + args.length + 5}s"}  # fmt: skip
             run = scenarios.LoadRun(targets, load, out / f"locust-{rep}").start()
             try:
@@ -96,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                 at = scenarios.first_request_offset(recorders[v], run)  # the spike's first request
                 end = at + args.length
                 fig = scenarios.analyze(samples[v], at, end, f"{v} rep {rep}")
+                fig.extra["capacity_s"] = next((x.t - at for x in samples[v] if x.t >= at and x.ready >= need), None)
+                fig.extra["need"] = need
                 results[v].append(fig.as_dict())
                 scenarios.write_samples(out / f"timeline-{v}-{rep}.jsonl", samples[v])
                 if rep == 0:
                     panels.append((v, samples[v], at, end))
                 print(f"rep {rep} {v:11s} decision {_fmt(fig.decision_s)} first-ready {_fmt(fig.first_ready_s)} "
-                      f"all-ready {_fmt(fig.ready_s)} (max desired {fig.max_desired}, reversals {fig.reversals_during_spike}, "
+                      f"all-ready {_fmt(fig.ready_s)} capacity({need}) {_fmt(fig.extra['capacity_s'])} (max desired {fig.max_desired}, reversals {fig.reversals_during_spike}, "
                       f"peak queue {fig.peak_queue})", flush=True)  # fmt: skip
             print(f"rep {rep} load: {outcome.summary['completed']} ok, {outcome.summary['failed']} failed", flush=True)
         report(out, args, results, panels)
@@ -113,28 +152,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+METRICS = ("decision_s", "first_ready_s", "capacity_s", "ready_s")
+
+
 def report(out: Path, args: argparse.Namespace, results: dict[str, list[dict[str, Any]]],
            panels: list[tuple[str, list[Any], float, float]]) -> None:
     """figures.json, autoscaling.png and the table, from every repetition so far (a crash keeps what was done)."""
     reps = len(results[VARIANTS[0]])
     summary: dict[str, Any] = {v: _summary(results[v]) for v in VARIANTS}
+    speedups: dict[str, float] = {}
     for start in ("warm", "zero"):
-        chart, keda = summary[f"chart-{start}"], summary[f"keda-{start}"]
-        for key in ("decision_s", "ready_s"):
-            if chart[key] and keda[key]:
-                summary[f"speedup-{start}-{key}"] = round(keda[key] / chart[key], 2)
-    (out / "figures.json").write_text(json.dumps({"runs": results, "summary": summary, "args": vars(args) | {
-        "report_dir": str(out)}}, indent=2, default=str))  # fmt: skip
+        chart = summary[f"chart-{start}"]
+        for base in ("keda", "stock"):
+            ref = summary[f"{base}-{start}"]
+            for key in METRICS:
+                if chart[key] and ref[key]:
+                    speedups[f"{base}/chart {start} {key}"] = round(ref[key] / chart[key], 2)
+    (out / "figures.json").write_text(json.dumps({"runs": results, "summary": summary, "speedups": speedups,
+                                                  "args": vars(args) | {"report_dir": str(out)}},
+                                                 indent=2, default=str))  # fmt: skip
     scenarios.plot(out / "autoscaling.png", panels, "spike -> queue, desired and ready replicas (rep 0)")
-    print(f"\nmedian seconds from spike start (n={reps}):")
-    print(f"{'variant':12s} {'decision':>9s} {'first ready':>12s} {'all ready':>10s} {'reversals':>10s}")
+    print(f"\nmedian seconds from the spike's first request (n={reps}):")
+    print(f"{'variant':12s} {'decision':>9s} {'first ready':>12s} {'capacity':>9s} {'all ready':>10s} "
+          f"{'max desired':>12s} {'reversals':>10s}")  # fmt: skip
     for v in VARIANTS:
         row = summary[v]
-        print(f"{v:12s} {_fmt(row['decision_s']):>9s} {_fmt(row['first_ready_s']):>12s} {_fmt(row['ready_s']):>10s} "
-              f"{row['reversals']:>10d}")  # fmt: skip
-    for k, val in summary.items():
-        if k.startswith("speedup"):
-            print(f"{k}: {val}x (KEDA defaults / chart)")
+        print(f"{v:12s} {_fmt(row['decision_s']):>9s} {_fmt(row['first_ready_s']):>12s} {_fmt(row['capacity_s']):>9s} "
+              f"{_fmt(row['ready_s']):>10s} {row['max_desired']:>12s} {row['reversals']:>10d}")  # fmt: skip
+    for k, val in speedups.items():
+        print(f"speedup {k}: {val}x")
 
 
 def settled(stack: AutoscaleStack, checks: int = 3) -> bool:
@@ -160,11 +206,15 @@ def _fallback(stack: AutoscaleStack, model: str) -> bool:
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def value(run: dict[str, Any], key: str) -> float | None:
+        return run[key] if key in run else run["extra"].get(key)
+
     def med(key: str) -> float | None:
-        vals = [r[key] for r in runs if r[key] is not None]
+        vals = [x for x in (value(r, key) for r in runs) if x is not None]
         return round(statistics.median(vals), 1) if vals else None
 
-    return {"decision_s": med("decision_s"), "first_ready_s": med("first_ready_s"), "ready_s": med("ready_s"),
+    return {**{key: med(key) for key in METRICS},
+            "max_desired": "/".join(str(r["max_desired"]) for r in runs),
             "reversals": sum(r["reversals_during_spike"] for r in runs),
             "missing": sum(r["decision_s"] is None for r in runs)}  # fmt: skip
 
