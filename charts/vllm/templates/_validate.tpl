@@ -45,6 +45,16 @@ with its values path and rendering fails once, listing all of them.
 {{- if and $m.gpu.product (eq $gpus 0) }}
 {{- $p = print $p (printf "\n%s.gpu.product: %q is set but gpu.count is 0; request GPUs or drop the product" $path (toString $m.gpu.product)) -}}
 {{- end }}
+{{- /* vLLM's scheduler config refuses these at startup (vllm/config/scheduler.py verify_max_model_len) */ -}}
+{{- $mbt := $m.maxNumBatchedTokens -}}
+{{- if not (kindIs "invalid" $mbt) }}
+{{- if and (not (kindIs "invalid" $m.maxNumSeqs)) (lt (int $mbt) (int $m.maxNumSeqs)) }}
+{{- $p = print $p (printf "\n%s.maxNumBatchedTokens: %d is smaller than %s.maxNumSeqs %d; vLLM refuses to start (every running sequence needs a token per step)" $path (int $mbt) $path (int $m.maxNumSeqs)) -}}
+{{- end }}
+{{- if and (eq (toString $m.enableChunkedPrefill) "false") (not (kindIs "invalid" $m.maxModelLen)) (lt (int $mbt) (int $m.maxModelLen)) }}
+{{- $p = print $p (printf "\n%s.maxNumBatchedTokens: %d is smaller than %s.maxModelLen %d with enableChunkedPrefill false; vLLM refuses to start: raise it, lower maxModelLen or leave chunked prefill on" $path (int $mbt) $path (int $m.maxModelLen)) -}}
+{{- end }}
+{{- end }}
 {{- if and (eq $v.modelCache.type "pvc") (eq $v.modelCache.accessMode "ReadWriteOnce") (gt (int $m.replicas) 1) }}
 {{- $p = print $p (printf "\n%s.replicas: %d replicas share one ReadWriteOnce cache claim, which pins them to one node; set vllm.modelCache.accessMode ReadWriteMany or use emptyDir" $path (int $m.replicas)) -}}
 {{- end }}

@@ -3,10 +3,10 @@
 Scalars (enums, ranges, nullable types) are drawn from the constraints read
 out of charts/vllm/values.schema.json at test time, so a schema change moves
 the generator with it. Cross-field rules that only validateValues knows
-(tensorParallelSize <= gpu.count, grace period > preStop + drain, unique
-names) are satisfied by construction: the property is that every value the
-rules allow really renders, with one engine Deployment per model carrying
-the GPUs it asked for.
+(tensorParallelSize <= gpu.count, grace period > preStop + drain, vLLM's
+token-budget limits, unique names) are satisfied by construction: the
+property is that every value the rules allow really renders, with one
+engine Deployment per model carrying the GPUs it asked for.
 
 Each example renders the vllm subchart once, with Helm 3 or Helm 4 (drawn).
 Profiles: `ci` (CI=true) runs 200 examples, `dev` 40.
@@ -83,6 +83,14 @@ def model(draw: st.DrawFn, name: str) -> dict[str, Any]:
                 "enablePrefixCaching", "enableChunkedPrefill", "resourcesPreset"):
         if draw(st.booleans()):
             entry[key] = draw(scalar(MODEL[key]))
+    # validateValues (vLLM's scheduler limits): a step's token budget covers every running sequence,
+    # and a whole prompt when chunked prefill is off.
+    budget = entry.get("maxNumBatchedTokens")
+    if budget is not None:
+        floors = [entry.get("maxNumSeqs") or 0]
+        if entry.get("enableChunkedPrefill") is False:
+            floors.append(entry.get("maxModelLen") or 0)
+        entry["maxNumBatchedTokens"] = max([budget, *floors])
     if gpus and draw(st.booleans()):
         entry["gpu"]["product"] = draw(st.sampled_from(["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L4"]))
     return entry
