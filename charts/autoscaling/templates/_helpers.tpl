@@ -68,8 +68,11 @@ autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.pr
 {{ $path }}.minReplicas: {{ $min }} is larger than maxReplicas {{ $max }}
 {{- end }}
 {{- $t := $m.triggers -}}
-{{- if not (or $t.queue.enabled $t.kvCache.enabled $t.ttft.enabled) }}
-{{ $path }}.triggers: no trigger is enabled (enable queue, kvCache or ttft)
+{{- if not (or $t.queue.enabled $t.kvCache.enabled $t.ttft.enabled $t.demand.enabled) }}
+{{ $path }}.triggers: no trigger is enabled (enable queue, kvCache, ttft or demand)
+{{- end }}
+{{- if and $t.demand.enabled (not $t.demand.query) }}
+{{ $path }}.triggers.demand.query: required when demand is enabled (PromQL giving the model's arrivals per second, from the ingress or gateway in front of the engines)
 {{- end }}
 {{- if and $m.fallback.enabled (gt (int $m.fallback.replicas) $max) }}
 {{ $path }}.fallback.replicas: {{ $m.fallback.replicas }} is larger than maxReplicas {{ $max }}
@@ -85,6 +88,9 @@ autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.pr
 {{- end }}
 {{- if and (eq $.Values.engine "hpa") $t.ttft.enabled }}
 {{ $path }}.triggers.ttft: TTFT p95 scaling needs engine keda (prometheus-adapter exposes per-pod metrics, not histogram quantiles)
+{{- end }}
+{{- if and (eq $.Values.engine "hpa") $t.demand.enabled }}
+{{ $path }}.triggers.demand: arrival-rate scaling needs engine keda (it is a query over series outside the engine pods, not a per-pod metric)
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -83,6 +83,18 @@ def test_ttft_trigger_scales_p95_by_pod_count_and_reads_idle_as_zero(render_char
     assert ttft["query"].endswith("or vector(0)")
 
 
+def test_demand_trigger_is_off_by_default_and_targets_arrivals_per_replica(render_chart) -> None:
+    default = _triggers(render.find_one(render_chart(CHART, set_values={"models": {"chat": {}}}), "ScaledObject"))
+    assert "demand" not in default  # it needs a query over something in front of the engines
+    query = 'sum(rate(nginx_ingress_controller_requests{ingress="chat"}[1m]))'
+    values = {"models": {"chat": {"triggers": {"demand": {"enabled": True, "query": query, "targetPerReplica": 0.5}}}}}
+    demand = _triggers(render.find_one(render_chart(CHART, set_values=values), "ScaledObject"))["demand"]
+    assert demand["metricType"] == "AverageValue"  # desired = ceil(arrivals / target): the HPA's proportional rule
+    assert demand["metadata"]["query"] == query
+    assert demand["metadata"]["threshold"] == "0.5"
+    assert demand["metadata"]["ignoreNullValues"] == "false"  # a missing series is an error -> fallback
+
+
 def test_model_override_wins_over_defaults_per_model(render_chart) -> None:
     values = {"defaults": {"maxReplicas": 6}, "models": {"chat": {"maxReplicas": 2, "fallback": {"replicas": 1}}, "code": {}}}
     sos = {o["metadata"]["name"]: o["spec"] for o in render.find(render_chart(CHART, set_values=values), "ScaledObject")}
