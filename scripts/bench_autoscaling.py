@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark: autoscaling reaction to a load spike, the chart's tuning vs KEDA's defaults.
 
-One release serves six models side by side, all with the same queue
+One release serves seven models side by side, all with the same queue
 trigger, bounds (1 or 0 .. 8 replicas) and simulators, all driven by the
 same open-loop Locust spike (each model gets the same arrival rate, which
 needs about 7 replicas: more than the HPA's default +4 pods per step):
 
 - ``chart-*``: the chart's default tuning (2 s polling, one-step scale-up,
   the observability chart's 5 s scrape);
+- ``demand-warm``: the chart's tuning plus its opt-in ``demand`` trigger
+  (arrivals per second at the model's gateway, target: what one replica
+  serves), which asks for the needed replicas before a queue builds up;
 - ``keda-*``: KEDA's defaults (pollingInterval 30 s, cooldownPeriod 300 s,
   the HPA's default behavior), scraped like the chart (5 s): isolates the
   ScaledObject tuning;
@@ -49,14 +52,18 @@ from typing import Any
 
 from llmops import cluster, paths
 from llmops.autoscale import scenarios
-from llmops.autoscale.stack import CLUSTER_PORT_BASE, PROMETHEUS_PORT, AutoscaleStack, ModelSpec, Recorder, StackConfig
+from llmops.autoscale.stack import (CLUSTER_PORT_BASE, PROMETHEUS_PORT, AutoscaleStack, ModelSpec, Recorder, StackConfig,
+                                    demand_query)
 
 NAMESPACE = "autoscale-bench"
 TUNINGS = ("chart", "keda", "stock")
-VARIANTS = tuple(f"{t}-{start}" for start in ("warm", "zero") for t in TUNINGS)
+# the chart's tuning plus its opt-in demand trigger (arrivals at the model's gateway), warm only
+VARIANTS = ("chart-warm", "demand-warm", "keda-warm", "stock-warm", "chart-zero", "keda-zero", "stock-zero")
 STOCK_SCRAPE = "30s"  # prometheus-operator's default scrape interval
 TTFT_S, ITL_S, MEAN_OUTPUT_TOKENS = 0.05, 0.03, 64  # simulator latencies; the spike profile's mean output
+SERVICE_S = TTFT_S + MEAN_OUTPUT_TOKENS * ITL_S  # mean seconds one request holds a sequence slot
 SETTLE_TIMEOUT_S = 240.0
+PLOT_TITLE = "spike -> queue, desired and ready replicas (rep 0)"
 
 
 def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
@@ -66,13 +73,16 @@ def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
     for v in VARIANTS:
         tuning, start = v.split("-")
         o = scenarios.scale_to_zero(NAMESPACE, v, **common, **zero) if start == "zero" else {**common, "minReplicas": 1}
-        out[v] = o if tuning == "chart" else scenarios.keda_defaults(**o)
+        if tuning == "demand":
+            target = round(1 / SERVICE_S, 2)  # one sequence per replica: arrivals/s one replica keeps up with
+            o["triggers"] = {"demand": {"enabled": True, "query": demand_query(NAMESPACE, v), "targetPerReplica": target}}
+        out[v] = o if tuning in ("chart", "demand") else scenarios.keda_defaults(**o)
     return out
 
 
 def replicas_needed(rate: float, max_num_seqs: int) -> int:
     """Replicas whose concurrency covers RATE arrivals/s at the simulators' mean service time (Little's law)."""
-    return math.ceil(rate * (TTFT_S + MEAN_OUTPUT_TOKENS * ITL_S) / max_num_seqs)
+    return math.ceil(rate * SERVICE_S / max_num_seqs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phase-jitter", type=float, default=30.0,
                     help="the spike starts a random 0..N s after the stack settles (samples the 30 s polling phase)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the phase offsets")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="redraw autoscaling.png from the report dir's rep-0 timelines and figures.json; run nothing")
     ap.add_argument("--report-dir", type=Path, default=paths.REPO_ROOT / "reports" / "bench-autoscaling")
     args = ap.parse_args(argv)
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C: the stack stops everything it started.
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     h100 = math.ceil(len(VARIANTS) * args.max_replicas / 8)
     pools = tuple(dataclasses.replace(p, count=h100) if p.name == "gpu-h100" else p for p in cluster.DEFAULT_POOLS)
     out = args.report_dir
+    if args.plot_only:
+        return replot(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     panels: list[tuple[str, list[Any], float, float]] = []
@@ -162,16 +176,17 @@ def report(out: Path, args: argparse.Namespace, results: dict[str, list[dict[str
     summary: dict[str, Any] = {v: _summary(results[v]) for v in VARIANTS}
     speedups: dict[str, float] = {}
     for start in ("warm", "zero"):
-        chart = summary[f"chart-{start}"]
         for base in ("keda", "stock"):
             ref = summary[f"{base}-{start}"]
-            for key in METRICS:
-                if chart[key] and ref[key]:
-                    speedups[f"{base}/chart {start} {key}"] = round(ref[key] / chart[key], 2)
+            for tuned in ("chart", "demand"):
+                mine = summary.get(f"{tuned}-{start}")
+                for key in METRICS:
+                    if mine and mine[key] and ref[key]:
+                        speedups[f"{base}/{tuned} {start} {key}"] = round(ref[key] / mine[key], 2)
     (out / "figures.json").write_text(json.dumps({"runs": results, "summary": summary, "speedups": speedups,
                                                   "args": vars(args) | {"report_dir": str(out)}},
                                                  indent=2, default=str))  # fmt: skip
-    scenarios.plot(out / "autoscaling.png", panels, "spike -> queue, desired and ready replicas (rep 0)")
+    scenarios.plot(out / "autoscaling.png", panels, PLOT_TITLE)
     print(f"\nmedian seconds from the spike's first request (n={reps}):")
     print(f"{'variant':12s} {'decision':>9s} {'first ready':>12s} {'capacity':>9s} {'all ready':>10s} "
           f"{'max desired':>12s} {'reversals':>10s}")  # fmt: skip
@@ -181,6 +196,14 @@ def report(out: Path, args: argparse.Namespace, results: dict[str, list[dict[str
               f"{_fmt(row['ready_s']):>10s} {row['max_desired']:>12s} {row['reversals']:>10d}")  # fmt: skip
     for k, val in speedups.items():
         print(f"speedup {k}: {val}x")
+
+
+def replot(out: Path) -> int:
+    runs = json.loads((out / "figures.json").read_text())["runs"]
+    panels = [(v, scenarios.read_samples(out / f"timeline-{v}-0.jsonl"), runs[v][0]["spike_at"], runs[v][0]["spike_end"])
+              for v in runs]  # fmt: skip
+    print(scenarios.plot(out / "autoscaling.png", panels, PLOT_TITLE))
+    return 0
 
 
 def settled(stack: AutoscaleStack, checks: int = 3) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.autoscale.stack import AutoscaleStack, ModelSpec, Recorder, Sample, activation_query, write_samples
+from llmops.autoscale.stack import AutoscaleStack, ModelSpec, Recorder, Sample, activation_query, read_samples, write_samples
 from llmops.loadtest import harness
 
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the product label of llmops.cluster's simulated GPU pool
@@ -175,7 +175,7 @@ def plot(path: Path, runs: Sequence[tuple[str, Sequence[Sample], float, float]],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.6 * len(runs)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(13, 3.6 * len(runs)), squeeze=False, sharex=True)
     for ax, (label, samples, at, end) in zip(axes[:, 0], runs):
         t = [s.t - at for s in samples]
         ax.plot(t, [s.queue if s.queue is not None else float("nan") for s in samples], color="tab:red",
@@ -192,7 +192,8 @@ def plot(path: Path, runs: Sequence[tuple[str, Sequence[Sample], float, float]],
         ax.set_title(label)
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
-        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+        # beside the panel, so it never hides a line
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8)
     axes[-1, 0].set_xlabel("seconds from spike start")
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.99))

@@ -55,6 +55,7 @@ SIMULATOR_PORTS = range(18220, 18300)
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
 LOCK_TIMEOUT_S = 1800.0
 GATEWAY_METRIC = "llmops_gateway_requests_in_flight"
+GATEWAY_REQUESTS = "llmops_gateway_requests_total"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ class StackConfig:
     scrape_intervals: Mapping[str, str] = field(default_factory=dict)
     pools: Sequence[cluster.NodePool] = cluster.DEFAULT_POOLS  # simulated nodes (a cluster we start)
     keep_cluster: bool = False  # leave a cluster we started running (for debugging)
+
+
+def demand_query(namespace: str, model: str) -> str:
+    """The model's arrivals per second at its gateway (counted on arrival), over the last two scrapes."""
+    return f'sum(irate({GATEWAY_REQUESTS}{{namespace="{namespace}",llmops_model="{model}"}}[1m]))'
 
 
 def activation_query(namespace: str, model: str) -> str:
@@ -417,6 +423,11 @@ class Recorder:
 def write_samples(path: Path, samples: Sequence[Sample]) -> Path:
     path.write_text("".join(json.dumps(s.as_dict()) + "\n" for s in samples))
     return path
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """The samples :func:`write_samples` wrote."""
+    return [Sample(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 @contextlib.contextmanager
