@@ -56,7 +56,6 @@ from llmops.autoscale.stack import (CLUSTER_PORT_BASE, PROMETHEUS_PORT, Autoscal
                                     demand_query)
 
 NAMESPACE = "autoscale-bench"
-TUNINGS = ("chart", "keda", "stock")
 # the chart's tuning plus its opt-in demand trigger (arrivals at the model's gateway), warm only
 VARIANTS = ("chart-warm", "demand-warm", "keda-warm", "stock-warm", "chart-zero", "keda-zero", "stock-zero")
 STOCK_SCRAPE = "30s"  # prometheus-operator's default scrape interval
@@ -66,7 +65,7 @@ SETTLE_TIMEOUT_S = 240.0
 PLOT_TITLE = "spike -> queue, desired and ready replicas (rep 0)"
 
 
-def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
+def overrides(max_replicas: int, max_num_seqs: int) -> dict[str, dict[str, Any]]:
     common = {"maxReplicas": max_replicas}  # the simulators keep kv_cache_usage_perc at 0: the queue decides
     zero = {"initialCooldownPeriod": 0}  # KEDA's own default; lets a fresh install idle at zero at once
     out: dict[str, dict[str, Any]] = {}
@@ -74,7 +73,7 @@ def overrides(max_replicas: int) -> dict[str, dict[str, Any]]:
         tuning, start = v.split("-")
         o = scenarios.scale_to_zero(NAMESPACE, v, **common, **zero) if start == "zero" else {**common, "minReplicas": 1}
         if tuning == "demand":
-            target = round(1 / SERVICE_S, 2)  # one sequence per replica: arrivals/s one replica keeps up with
+            target = round(max_num_seqs / SERVICE_S, 2)  # arrivals/s one replica keeps up with
             o["triggers"] = {"demand": {"enabled": True, "query": demand_query(NAMESPACE, v), "targetPerReplica": target}}
         out[v] = o if tuning in ("chart", "demand") else scenarios.keda_defaults(**o)
     return out
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     models = [ModelSpec(v, f"{v}-llm", max_num_seqs=args.max_num_seqs) for v in VARIANTS]
-    values = scenarios.umbrella_values(NAMESPACE, models, overrides(args.max_replicas),
+    values = scenarios.umbrella_values(NAMESPACE, models, overrides(args.max_replicas, args.max_num_seqs),
                                        prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}",
                                        ttft=f"{TTFT_S * 1000:.0f}ms", itl=f"{ITL_S * 1000:.0f}ms")  # fmt: skip
     need = min(replicas_needed(args.rate, args.max_num_seqs), args.max_replicas)
