@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from llmops import paths, tools
+from llmops import paths, procs, tools
 from llmops.errors import LlmopsError, ToolError
 
 DEFAULT_NAME = "llmops"
@@ -366,20 +366,6 @@ def _pids(name: str) -> dict[str, int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 # ---------------------------------------------------------------------------
 # up / down / status
 # ---------------------------------------------------------------------------
@@ -654,10 +640,10 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
         )
     # kwokctl stops components with SIGINT and moves on; make sure nothing survives.
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+    while any(procs.pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     for component, pid in pids.items():
-        if _alive(pid):
+        if procs.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
             killed.append(component)
     # A Go process's leader thread can look exited while the process still
@@ -686,14 +672,14 @@ def leftovers(name: str = DEFAULT_NAME, pids: dict[str, int] | None = None) -> l
     found = []
     if cluster_dir(name).exists():
         found.append(f"folder {cluster_dir(name)}")
-    found += [f"process {c} (pid {p})" for c, p in (pids or {}).items() if _alive(p)]
+    found += [f"process {c} (pid {p})" for c, p in (pids or {}).items() if procs.pid_alive(p)]
     return found
 
 
 def status(name: str = DEFAULT_NAME) -> ClusterInfo:
     provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
     info = ClusterInfo(name, provider, kubeconfig_path(name))
-    info.processes = {c: _alive(p) for c, p in _pids(name).items()}
+    info.processes = {c: procs.pid_alive(p) for c, p in _pids(name).items()}
     if not api_ready(name):
         return info
     version = json.loads(kubectl(name, "version", "-o", "json", timeout=10))
@@ -754,7 +740,7 @@ def shared(
     with _lock(name):
         users.mkdir(parents=True, exist_ok=True)
         for f in users.iterdir():
-            if f.name.isdigit() and f.name != str(os.getpid()) and not _alive(int(f.name)):
+            if f.name.isdigit() and f.name != str(os.getpid()) and not procs.pid_alive(int(f.name)):
                 f.unlink()  # a crashed user
         first = not any(f.name.isdigit() for f in users.iterdir())
         owned_marker = users / "owned"

@@ -246,18 +246,6 @@ class Simulator:
         procs.stop_process(self.process, timeout)
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def _locked_registry(path: Path) -> Iterator[dict[str, Any]]:
     """Read-modify-write the registry under an exclusive lock; drops entries of dead processes."""
@@ -268,7 +256,7 @@ def _locked_registry(path: Path) -> Iterator[dict[str, Any]]:
             data = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
         except json.JSONDecodeError:
             data = {}
-        data["endpoints"] = [e for e in data.get("endpoints", []) if _pid_alive(e.get("pid"))]
+        data["endpoints"] = [e for e in data.get("endpoints", []) if procs.pid_alive(e.get("pid"))]
         yield data
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
