@@ -62,6 +62,20 @@ def registry_path() -> Path:
     return Path(explicit) if explicit else paths.cache_root() / "state" / "endpoints.json"
 
 
+def without_port(args: Sequence[str]) -> list[str]:
+    """ARGS minus any ``--port N`` / ``--port=N`` (each local engine gets its own port)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--port":
+            skip = True
+        elif not arg.startswith("--port="):
+            out.append(arg)
+    return out
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """How one model's simulator behaves. Latencies in milliseconds.
@@ -123,19 +137,7 @@ class SimulatorConfig:
 
     def argv(self, port: int) -> list[str]:
         if self.engine_args:
-            out: list[str] = []
-            skip = False
-            for arg in self.engine_args:
-                if skip:
-                    skip = False
-                    continue
-                if arg == "--port":
-                    skip = True
-                    continue
-                if arg.startswith("--port="):
-                    continue
-                out.append(arg)
-            return [*out, "--port", str(port)]
+            return [*without_port(self.engine_args), "--port", str(port)]
         argv = [
             "--model", self.model,
             "--port", str(port),

@@ -139,19 +139,7 @@ def pod_sim_config(pod: dict[str, Any], target: ModelTarget) -> endpoints.Simula
     containers = (pod.get("spec") or {}).get("containers") or []
     engine = next((c for c in containers if c.get("name") == target.container), None)
     args = [str(a) for a in (engine or {}).get("args") or []]
-    kept: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg == "--port":
-            skip = True
-            continue
-        if arg.startswith("--port="):
-            continue
-        kept.append(arg)
-    return replace(target.sim, extra_args=tuple(kept))
+    return replace(target.sim, extra_args=tuple(endpoints.without_port(args)))
 
 
 def _ready_pods(core: client.CoreV1Api, target: ModelTarget) -> list[dict[str, Any]]:

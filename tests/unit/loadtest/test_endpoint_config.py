@@ -67,3 +67,8 @@ def test_default_registry_lives_outside_the_cluster_folder(monkeypatch: pytest.M
     assert endpoints.registry_path() == tmp_path / "state" / "endpoints.json"
     monkeypatch.setenv("LLMOPS_ENDPOINTS_REGISTRY", str(tmp_path / "x.json"))
     assert endpoints.registry_path() == tmp_path / "x.json"
+
+
+def test_without_port_drops_both_spellings_and_keeps_everything_else() -> None:
+    args = ["--model", "m", "--port", "8000", "--max-num-seqs", "4", "--port=9000", "--portal", "x"]
+    assert endpoints.without_port(args) == ["--model", "m", "--max-num-seqs", "4", "--portal", "x"]
