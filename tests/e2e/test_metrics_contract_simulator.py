@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import metrics_contract, tools
+from llmops import metrics_contract, procs, tools
 
 PORT = 17011  # concern-subcharts range 17000-17099
 BASE = f"http://127.0.0.1:{PORT}"
@@ -44,12 +44,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield BASE
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_process(proc, timeout=10)
 
 
 def _chat(base: str) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from llmops import engine, engine_args, paths, render, tools
+from llmops import engine, engine_args, paths, procs, render, tools
 from llmops.loadtest import harness, stats
 
 LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"
@@ -106,12 +106,7 @@ def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_process(proc, timeout=10)
         engine.release_port(port)
 
 

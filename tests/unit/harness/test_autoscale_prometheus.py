@@ -38,14 +38,19 @@ def _service(name: str, instance: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns", "labels": labels}}
 
 
-def test_scrape_jobs_from_chart_servicemonitor_pass_promtool_check_config(tmp_path: Path) -> None:
-    jobs = prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json")
+def _promtool_check_config(tmp_path: Path, jobs: list[dict[str, Any]]) -> None:
+    """promtool accepts a Prometheus config made of JOBS (their file_sd file is tmp_path/sd.json)."""
     prom.write_sd_file(tmp_path / "sd.json", [])
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({"scrape_configs": jobs}))
     proc = subprocess.run([str(tools.require("promtool")), "check", "config", str(config)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scrape_jobs_from_chart_servicemonitor_pass_promtool_check_config(tmp_path: Path) -> None:
+    jobs = prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json")
+    _promtool_check_config(tmp_path, jobs)
     assert jobs[0]["scrape_interval"] == _engine_monitor()["spec"]["endpoints"][0]["interval"]
 
 
@@ -105,12 +110,7 @@ def test_prometheus_keeps_only_selected_engine_endpoints_and_labels_them_like_th
 def test_split_by_model_interval_passes_promtool_and_gives_each_model_one_job(tmp_path: Path) -> None:
     jobs = prom.split_by_model_interval(prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json"),
                                         {"slow-a": "30s", "slow-b": "30s", "fast": "1s"})  # fmt: skip
-    prom.write_sd_file(tmp_path / "sd.json", [])
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump({"scrape_configs": jobs}))
-    proc = subprocess.run([str(tools.require("promtool")), "check", "config", str(config)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _promtool_check_config(tmp_path, jobs)
     assert [(j["scrape_interval"], j["scrape_timeout"]) for j in jobs] == [("5s", "4s"), ("1s", "1s"), ("30s", "4s")]
     assert prom.split_by_model_interval(jobs[:1], {}) == jobs[:1]
 
