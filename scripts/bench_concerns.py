@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from llmops import crds, paths, render, tools
+from llmops import crds, environments, paths, render, tools
 
 ENVS = ["local", "staging", "production-h100", "production-70b", "air-gapped"]
 
@@ -48,7 +48,7 @@ def main() -> int:
     objs = []
     for env in ENVS:
         start = time.monotonic()
-        manifests = render.render("llmops-stack", [paths.VALUES_DIR / f"{env}.yaml"], helm="helm3")
+        manifests = render.render("llmops-stack", environments.test_layers([paths.VALUES_DIR / f"{env}.yaml"]), helm="helm3")
         print(f"render llmops-stack {env} (helm3, all enabled concerns): {time.monotonic() - start:.2f} s, {len(manifests)} objects")
         objs += [m.obj for m in manifests]
     crs = [o for o in objs if o["apiVersion"].rpartition("/")[0] in crds.target_groups()]

@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import time
 
-from llmops import kubeschema, paths, render, tools
+from llmops import environments, kubeschema, paths, render, tools
 
 
 def main() -> int:
@@ -27,7 +27,8 @@ def main() -> int:
     totals = []
     for env in envs:
         for helm in render.HELM_VERSIONS:
-            argv = [str(tools.require(helm)), "template", "llmops", str(chart), "-n", "llmops", "-f", str(env)]
+            layers = [arg for f in environments.test_layers([env]) for arg in ("-f", str(f))]
+            argv = [str(tools.require(helm)), "template", "llmops", str(chart), "-n", "llmops", *layers]
             t_template, t_schema = [], []
             objs: list[dict] = []
             for _ in range(args.repeat):

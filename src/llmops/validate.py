@@ -108,8 +108,22 @@ def environments() -> list[str]:
     return sorted(p.stem for p in paths.VALUES_DIR.glob("*.yaml"))
 
 
-def targets_from(envs: Sequence[str] = (), files: Sequence[str] = (), all_envs: bool = False) -> list[Target]:
-    """--env NAME (one target each), -f FILE... (one layered target), --all (every environment)."""
+def targets_from(envs: Sequence[str] = (), files: Sequence[str] = (), all_envs: bool = False,
+                 overlays: Sequence[str | Path] = ()) -> list[Target]:
+    """--env NAME (one target each), -f FILE... (one layered target), --all (every environment).
+
+    OVERLAYS (--overlay FILE) are layered last onto every target, e.g. real
+    image digests over the placeholders of the shipped production files.
+    """
+    missing_overlays = [str(f) for f in overlays if not Path(f).exists()]
+    if missing_overlays:
+        raise LlmopsError(f"overlay file(s) not found: {', '.join(missing_overlays)}")
+    out = _targets(envs, files, all_envs)
+    extra = tuple(Path(f) for f in overlays)
+    return [Target(t.name, t.files + extra) for t in out] if extra else out
+
+
+def _targets(envs: Sequence[str], files: Sequence[str], all_envs: bool) -> list[Target]:
     out: list[Target] = []
     names = list(environments()) if all_envs else []
     names += [e for e in envs if e not in names]

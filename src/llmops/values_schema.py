@@ -339,15 +339,41 @@ def _describe(error: ValidationError) -> list[tuple[PathKey, str, str]]:
                     alternatives.append(str(sub["$ref"]).rsplit("/", 1)[-1])
                 elif "const" in sub:
                     alternatives.append(_short(sub["const"]))
-        # The deepest sub-error usually says what is really wrong.
-        deep = jsonschema.exceptions.best_match(error.context) if error.context else None
-        if deep is not None and tuple(deep.absolute_path) != path:
+        deep = _innermost(error)
+        if deep is not None:
             return _describe(deep)
         what = "matches none" if v == "anyOf" else "must match exactly one"
         return [(path, f"{_short(inst)} {what} of the allowed forms", "allowed: " + " | ".join(alternatives))]
     if v is False or error.validator_value is False:
         return [(path, "not allowed here", "remove it")]
     return [(path, error.message, "")]
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors at the bottom of ERROR's anyOf/oneOf context tree."""
+    if not error.context:
+        return [error]
+    return [leaf for sub in error.context for leaf in _leaves(sub)]
+
+
+def _innermost(error: ValidationError) -> ValidationError | None:
+    """The error an anyOf/oneOf failure is really about: the deepest one in a branch of the right type.
+
+    A branch whose `type` does not even match the value ("null" for an
+    object) says nothing useful; among the rest, the error deepest in the
+    value names the innermost failing path
+    (autoscaling.models.tiny.triggers.queue.threshold, not
+    autoscaling.models.tiny). None when no branch fits the value's type.
+    """
+    here = len(error.absolute_path)
+    candidates = [
+        leaf for leaf in _leaves(error)
+        if not (leaf.validator == "type" and len(leaf.absolute_path) == here)
+    ]
+    if not candidates:
+        return None
+    deepest = max(len(c.absolute_path) for c in candidates)
+    return jsonschema.exceptions.best_match(c for c in candidates if len(c.absolute_path) == deepest)
 
 
 # --------------------------------------------------------------------------- validation

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, paths, release, render
+from llmops import cluster, environments, paths, release, render
 
 from .conftest import kubectl_json, wait_until
 
@@ -38,7 +38,7 @@ TIMES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "install-times.json"
 
 def fit(env: Path, helm_bin: str = "helm3") -> str:
     """Why ENV cannot run on the simulated cluster, or "" when it fits."""
-    manifests = render.render(UMBRELLA, [env], helm=helm_bin, namespace="fit-check")
+    manifests = render.render(UMBRELLA, environments.test_layers([env]), helm=helm_bin, namespace="fit-check")
     pool_gpus = max(p.gpus for p in cluster.DEFAULT_POOLS)
     total_gpus = sum(p.gpus * p.count for p in cluster.DEFAULT_POOLS)
     wanted = 0
@@ -193,12 +193,13 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
     name = f"{env.stem}-h{helm_bin[-1]}"
     namespace = name
     release.ensure_namespace(namespace, cluster_name=local_cluster.name)
+    layers = environments.test_layers([env])  # test-only digests over production placeholders
     pvs, prepared = _bind_volumes(local_cluster, namespace,
-                                  render.render(UMBRELLA, [env], helm=helm_bin, release=name, namespace=namespace))
+                                  render.render(UMBRELLA, layers, helm=helm_bin, release=name, namespace=namespace))
     rel = release.Release(name, namespace, helm_bin, local_cluster.name)
     try:
         started = time.monotonic()
-        rel.install(UMBRELLA, [env], timeout=INSTALL_TIMEOUT, create_namespace=False)
+        rel.install(UMBRELLA, layers, timeout=INSTALL_TIMEOUT, create_namespace=False)
         names = [d["metadata"]["name"] for d in _deployments(local_cluster, namespace)]
         assert names, "the release created no Deployment"
         _wait_available(local_cluster, namespace)
@@ -208,7 +209,7 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
         _assert_admission_accepted_every_pod(local_cluster, namespace)
         rel.test(timeout="2m")
 
-        rel.upgrade(UMBRELLA, [env], set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
+        rel.upgrade(UMBRELLA, layers, set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
         _wait_available(local_cluster, namespace)
         assert _has_mark(local_cluster, namespace)
         _assert_placement(local_cluster, namespace)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from llmops import engine, engine_args, paths, render
+from llmops import engine, engine_args, environments, paths, render
 
 # One parser interpreter per session, on one xdist worker with the server.
 pytestmark = pytest.mark.xdist_group("vllm-engine")
@@ -38,10 +38,11 @@ class Case:
 
 
 def _cases(env: Path, overlay: dict[str, Any] | None = None) -> list[Case]:
-    values = engine_args.vllm_values([env], overlay)
+    layers = environments.test_layers([env])  # test-only digests over production placeholders
+    values = engine_args.vllm_values(layers, overlay)
     if values.get("enabled") is False or values.get("engine") != "vllm":
         return []
-    manifests = render.render(UMBRELLA, [env], set_values=overlay)
+    manifests = render.render(UMBRELLA, layers, set_values=overlay)
     rendered = engine_args.engine_args(manifests)
     command = [str(x) for x in values.get("vllmCommand") or []]
     cases = []

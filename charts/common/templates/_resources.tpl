@@ -38,3 +38,39 @@ checked even when explicit resources win, so a typo never hides.
 {{- toYaml $preset -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Usage: {{ include "common.quantity.float" "20Gi" | float64 }}
+A Kubernetes quantity (500m, 20Gi, 1.5G, 1e3, 4) as a plain number of base
+units, or "" when it is not a quantity. Lets rules compare requests with
+limits and add up volume sizes.
+*/}}
+{{- define "common.quantity.float" -}}
+{{- $q := toString . -}}
+{{- $num := regexFind "^[+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?" $q -}}
+{{- $suffix := trimPrefix $num $q -}}
+{{- $mult := dict "" 1.0 "m" 0.001 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 "P" 1000000000000000.0 "E" 1000000000000000000.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if and $num (hasKey $mult $suffix) -}}
+{{- mulf (float64 (trimPrefix "+" $num)) (get $mult $suffix) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "common.resources.compare" (dict "path" "vllm.models[0].resources" "resources" $res) }}
+A line per resource whose request is larger than its limit (the API server
+refuses such a pod, long after the chart rendered).
+*/}}
+{{- define "common.resources.compare" -}}
+{{- $r := .resources | default dict -}}
+{{- $req := $r.requests | default dict -}}
+{{- $lim := $r.limits | default dict -}}
+{{- range $name, $l := $lim -}}
+{{- if hasKey $req $name -}}
+{{- $rv := include "common.quantity.float" (get $req $name) -}}
+{{- $lv := include "common.quantity.float" $l -}}
+{{- if and $rv $lv (gt (float64 $rv) (float64 $lv)) }}
+{{ $.path }}.requests.{{ $name }}: {{ get $req $name }} is larger than {{ $.path }}.limits.{{ $name }} {{ $l }} (a request may not exceed its limit)
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -38,6 +38,7 @@ an entry of vllm.models, or the settings would silently apply to nothing.
 {{- end }}
 {{- end -}}
 {{- end -}}
+{{- $p = print $p (include "llmops-stack.validateWiring" .) -}}
 {{- include "common.validate.oneOf" (dict "path" "global.environment" "value" .Values.global.environment "allowed" (list "local" "staging" "production")) | print $p | include "llmops-stack.failIfAny" -}}
 {{- end -}}
 
@@ -46,4 +47,117 @@ Usage: {{ include "llmops-stack.failIfAny" $messages }}
 */}}
 {{- define "llmops-stack.failIfAny" -}}
 {{- include "common.validate.fail" (dict "chart" "llmops-stack" "messages" .) -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "llmops-stack.validateWiring" . }}
+What one subchart assumes of another, and environment rules over every
+subchart: one "values.path: problem" line each, naming both sides.
+*/}}
+{{- define "llmops-stack.validateWiring" -}}
+{{- $v := .Values -}}
+{{- $g := $v.global -}}
+{{- $prod := eq (toString $g.environment) "production" -}}
+{{- $as := $v.autoscaling | default dict -}}
+{{- $asOn := eq (toString $as.enabled) "true" -}}
+{{- $obs := $v.observability | default dict -}}
+{{- $obsOn := ternary (eq (toString $obs.enabled) "true") (eq (toString ($g.monitoring | default dict).enabled) "true") (hasKey $obs "enabled") -}}
+{{- $ing := $v.ingress | default dict -}}
+{{- $gpu := $v.gpu | default dict -}}
+{{- $vl := $v.vllm | default dict -}}
+{{- if $vl.enabled -}}
+{{- $ctx := dict "Values" $vl "Release" .Release "Chart" (dict "Name" "vllm") -}}
+{{- $hard := include "vllm.hardSpread" $ctx -}}
+{{- range $m := (include "vllm.models" $ctx | fromYaml).models -}}
+{{- if and $asOn (kindIs "map" $as.models) (hasKey $as.models (toString $m.name)) -}}
+{{- $a := include "autoscaling.model" (dict "context" (dict "Values" $as) "name" (toString $m.name)) | fromYaml -}}
+{{- $max := int $a.maxReplicas -}}
+{{- $maxPath := ternary (printf "autoscaling.models.%s.maxReplicas" $m.name) "autoscaling.defaults.maxReplicas" (hasKey (get $as.models (toString $m.name) | default dict) "maxReplicas") -}}
+{{- if and (eq $vl.modelCache.type "pvc") (eq $vl.modelCache.accessMode "ReadWriteOnce") (gt $max 1) }}
+vllm.modelCache.accessMode: ReadWriteOnce, but {{ $maxPath }} lets the autoscaler run {{ $max }} replicas of vllm.models[{{ $m.index }}] on one claim; replicas on other nodes hang on Multi-Attach. Use ReadWriteMany (a RWX StorageClass), an emptyDir cache, or maxReplicas 1
+{{- end }}
+{{- if and $prod (gt $max 1) (not $hard) }}
+vllm.topologySpreadConstraints: production lets {{ $maxPath }} run {{ $max }} replicas of vllm.models[{{ $m.index }}], but nothing keeps them off one node; add a kubernetes.io/hostname spread with whenUnsatisfiable DoNotSchedule (or a required podAntiAffinity): ScheduleAnyway is only a preference
+{{- end }}
+{{- end -}}
+{{- end -}}
+{{- /* The PriorityClass the gpu chart creates is only worth creating if the engines use it. */ -}}
+{{- if and $gpu.enabled (($gpu.priorityClass | default dict).create) -}}
+{{- $pc := default (printf "%s-inference" $.Release.Name) $gpu.priorityClass.name | trunc 63 | trimSuffix "-" -}}
+{{- if ne (toString $vl.priorityClassName) $pc }}
+vllm.priorityClassName: {{ $vl.priorityClassName | default "" | quote }}, but gpu.priorityClass.create renders PriorityClass {{ $pc | quote }} for the inference pods; set vllm.priorityClassName to {{ $pc | quote }} (or gpu.priorityClass.create false), or the GPU pods run at priority 0 and are preempted first
+{{- end }}
+{{- end -}}
+{{- /* ingress routes to the engine Services by port number */ -}}
+{{- if and $ing.enabled (ne (int $ing.servicePort) (int $vl.service.port)) }}
+ingress.servicePort: {{ $ing.servicePort }}, but vllm.service.port is {{ $vl.service.port }}; the routes would send traffic to a port the engine Services do not have
+{{- end }}
+{{- /* the engine container port is named "http" and serves /metrics */ -}}
+{{- if $obsOn -}}
+{{- $mon := $obs.monitor | default dict -}}
+{{- if and (ne (toString $mon.enabled) "false") (ne (toString (default "http" $mon.port)) "http") }}
+observability.monitor.port: {{ $mon.port | quote }}, but the engine pods and Services of vllm name their only port "http" (vllm.service.port {{ $vl.service.port }}); nothing would be scraped
+{{- end }}
+{{- end -}}
+{{- $np := $v.networkPolicies | default dict -}}
+{{- if hasKey $np "enginePort" -}}
+{{- $ep := toString $np.enginePort -}}
+{{- if and (ne $ep "http") (ne $ep (toString (int $vl.service.port))) }}
+networkPolicies.enginePort: {{ $ep | quote }} is neither the engine port name "http" nor vllm.service.port {{ $vl.service.port }}; the policies would open a port nothing listens on
+{{- end }}
+{{- end -}}
+{{- end -}}
+{{- /* autoscaling reads the series the observability monitor writes */ -}}
+{{- if and $asOn $vl.enabled -}}
+{{- $prom := $as.prometheus | default dict -}}
+{{- if $obsOn -}}
+{{- if ne (toString (($obs.monitor | default dict).enabled)) "false" -}}
+{{- if ne (toString (default "llmops_model" $prom.modelLabel)) "llmops_model" }}
+autoscaling.prometheus.modelLabel: {{ $prom.modelLabel | quote }}, but the observability monitor writes the model into label "llmops_model"; the triggers would select no series and never scale
+{{- end }}
+{{- if not (has (toString (ternary $prom.releaseLabel "llmops_release" (hasKey $prom "releaseLabel"))) (list "" "llmops_release")) }}
+autoscaling.prometheus.releaseLabel: {{ $prom.releaseLabel | quote }}, but the observability monitor writes the release into label "llmops_release" (or leave it empty)
+{{- end }}
+{{- end -}}
+{{- else }}
+autoscaling.enabled: the triggers query vLLM series in Prometheus, but nothing in this release scrapes the engines (global.monitoring.enabled and observability.enabled are off); enable global.monitoring (or observability with monitor.enabled), or the autoscaler only ever sees its fallback
+{{- end -}}
+{{- if and $prod (eq (toString $prom.unsafeSsl) "true") }}
+autoscaling.prometheus.unsafeSsl: true in production skips TLS verification of the metrics the autoscaler acts on; give it the CA (auth.caKey) instead
+{{- end }}
+{{- end -}}
+{{- /* GPU alerts read DCGM series with the pod labels only our DCGM ServiceMonitor keeps (honorLabels) */ -}}
+{{- if $obsOn -}}
+{{- $rules := $obs.rules | default dict -}}
+{{- if ne (toString $rules.enabled) "false" -}}
+{{- $dcgm := and $gpu.enabled (ne (toString (($gpu.dcgmServiceMonitor | default dict).enabled)) "false") -}}
+{{- range $k := list "gpuXid" "gpuEcc" -}}
+{{- if and (ne (toString ((get $rules $k) | default dict).enabled) "false") (not $dcgm) }}
+observability.rules.{{ $k }}.enabled: alerts on DCGM series of this release's pods, but gpu.enabled / gpu.dcgmServiceMonitor.enabled is off, so nothing scrapes them with pod labels and the alert can never fire; enable gpu (with dcgmServiceMonitor) or set observability.rules.{{ $k }}.enabled false
+{{- end }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Public endpoint: environment rules */ -}}
+{{- if $ing.enabled -}}
+{{- $tls := $ing.tls | default dict -}}
+{{- $cm := $tls.certManager | default dict -}}
+{{- $acme := and (ne (toString $tls.enabled) "false") (ne (toString $tls.source) "existingSecret") (eq (toString $cm.issuer) "acme") -}}
+{{- if and $prod (eq (toString $tls.enabled) "false") }}
+ingress.tls.enabled: false in production publishes the API (and its API keys) over plain HTTP
+{{- end }}
+{{- if and $prod (ne (toString $tls.enabled) "false") (ne (toString $tls.source) "existingSecret") (eq (toString (default "selfSigned" $cm.issuer)) "selfSigned") }}
+ingress.tls.certManager.issuer: selfSigned in production gives clients a certificate nothing trusts; use acme, an existing issuer or an existingSecret
+{{- end }}
+{{- $server := toString (($cm.acme | default dict).server) -}}
+{{- if and $prod $acme (contains "staging" $server) }}
+ingress.tls.certManager.acme.server: {{ $server }} is a staging ACME directory; its certificates are untrusted, use the production directory in production
+{{- end }}
+{{- if and $g.airGapped $acme }}
+ingress.tls.certManager.issuer: acme needs the cluster to reach {{ default "the ACME server" $server }}, but global.airGapped is true; use an existing (internal CA) issuer or tls.source existingSecret
+{{- end }}
+{{- end -}}
+{{- if and $prod $vl.enabled (eq (toString $vl.engine) "simulator") -}}
+{{- /* reported by the vllm chart */ -}}
+{{- end -}}
 {{- end -}}

@@ -72,6 +72,16 @@ Every cross-field problem of this chart, one "values.path: problem" per line.
 observability.rules.slo.{{ $k }}.objective: {{ $s.objective }} must be between 0 and 1 (exclusive)
 {{- end }}
 {{- end }}
+{{- if and .Values.rules.enabled (not .Values.monitor.enabled) (not .Values.rules.scrapedElsewhere) }}
+observability.rules.enabled: the rules read engine series, but observability.monitor.enabled is false, so nothing scrapes them and no alert can fire; enable the monitor, or set observability.rules.scrapedElsewhere true if another scrape config writes llmops_release/llmops_model
+{{- end }}
+{{- if .Values.monitor.enabled }}
+{{- $iv := include "observability.seconds" .Values.monitor.interval | float64 -}}
+{{- $to := include "observability.seconds" .Values.monitor.scrapeTimeout | float64 -}}
+{{- if gt $to $iv }}
+observability.monitor.scrapeTimeout: {{ .Values.monitor.scrapeTimeout }} is longer than monitor.interval {{ .Values.monitor.interval }}; Prometheus refuses such a scrape config and the engines are never scraped
+{{- end }}
+{{- end }}
 {{- $names := list -}}
 {{- range $i, $b := .Values.rules.slo.burnRates }}
 {{- if has $b.name $names }}
@@ -79,4 +89,18 @@ observability.rules.slo.burnRates[{{ $i }}].name: {{ $b.name | quote }} is used 
 {{- end }}
 {{- $names = append $names $b.name -}}
 {{- end }}
+{{- end -}}
+
+{{/*
+Usage: {{ include "observability.seconds" "1m30s" | float64 }}
+A Prometheus duration (ms, s, m, h, d, w, y parts) in seconds.
+*/}}
+{{- define "observability.seconds" -}}
+{{- $unit := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 "w" 604800.0 "y" 31536000.0 -}}
+{{- $total := 0.0 -}}
+{{- range (regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" (toString .) -1) -}}
+{{- $n := regexFind "^[0-9]+" . -}}
+{{- $total = addf $total (mulf (float64 $n) (get $unit (trimPrefix $n .))) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}

@@ -202,3 +202,81 @@ Name of the cache PVC a model mounts (created or existing); empty for emptyDir.
 {{- $c.existingClaim -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Usage: {{ include "vllm.scratchBytes" (dict "context" $ "model" $m) | float64 }}
+Bytes the engine pod may write to its disk-backed emptyDirs (home, tmp and,
+for an emptyDir cache, the model cache): what it must request and be
+allowed as ephemeral storage, or the kubelet evicts it first under disk
+pressure. /dev/shm is memory, not disk.
+*/}}
+{{- define "vllm.scratchBytes" -}}
+{{- $v := .context.Values -}}
+{{- $total := addf (include "common.quantity.float" "1Gi") (include "common.quantity.float" "4Gi") -}}
+{{- if not (include "vllm.cacheClaimName" .) -}}
+{{- $total = addf $total (include "common.quantity.float" $v.modelCache.size | default "0") -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+Usage: {{ $res := include "vllm.withEphemeral" (dict "resources" $res "explicit" $m.resources "bytes" $bytes) | fromYaml }}
+Resources with ephemeral-storage request = limit = the emptyDir total
+(rounded up to Mi), unless the explicit resources set it themselves.
+*/}}
+{{- define "vllm.withEphemeral" -}}
+{{- $res := deepCopy (.resources | default dict) -}}
+{{- $explicit := .explicit | default dict -}}
+{{- $q := printf "%dMi" (int64 (ceil (divf .bytes 1048576.0))) -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- $own := get $explicit $kind | default dict -}}
+{{- if not (hasKey $own "ephemeral-storage") -}}
+{{- $block := get $res $kind | default dict -}}
+{{- $_ := set $block "ephemeral-storage" $q -}}
+{{- $_ := set $res $kind $block -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $res -}}
+{{- end -}}
+
+{{/*
+Usage: {{ if include "vllm.hardSpread" . }}...{{ end }}
+"true" when the engine pods can never share a node: a DoNotSchedule
+topology spread over kubernetes.io/hostname, or a required pod
+anti-affinity on it. A ScheduleAnyway spread is only a preference.
+*/}}
+{{- define "vllm.hardSpread" -}}
+{{- range (.Values.topologySpreadConstraints | default list) -}}
+{{- if and (eq (toString .topologyKey) "kubernetes.io/hostname") (eq (toString .whenUnsatisfiable) "DoNotSchedule") -}}true{{- end -}}
+{{- end -}}
+{{- $anti := (.Values.affinity | default dict).podAntiAffinity | default dict -}}
+{{- range ($anti.requiredDuringSchedulingIgnoredDuringExecution | default list) -}}
+{{- if eq (toString .topologyKey) "kubernetes.io/hostname" -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Usage: {{ if include "vllm.globMatches" (dict "patterns" $list "file" "config.json") }}...{{ end }}
+"true" when any glob pattern (as `hf download --include` reads it: * and ?
+match any characters, "/" included) matches the repository path.
+*/}}
+{{- define "vllm.globMatches" -}}
+{{- $file := .file -}}
+{{- range (.patterns | default list) -}}
+{{- $re := regexQuoteMeta (toString .) | replace "\\*" ".*" | replace "\\?" "." -}}
+{{- if regexMatch (printf "^%s$" $re) $file -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "vllm.placeholderDigest" "sha256:000..." }}
+"true" for a digest that names no image: 64 times the same hex digit (the
+all-zero placeholders of values/ files). Such a file claims to be pinned
+while nothing could ever be pulled.
+*/}}
+{{- define "vllm.placeholderDigest" -}}
+{{- $d := toString . -}}
+{{- range $c := splitList "" "0123456789abcdef" -}}
+{{- if eq $d (printf "sha256:%s" (repeat 64 $c)) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -55,6 +55,46 @@ with its values path and rendering fails once, listing all of them.
 {{- $p = print $p (printf "\n%s.maxNumBatchedTokens: %d is smaller than %s.maxModelLen %d with enableChunkedPrefill false; vLLM refuses to start: raise it, lower maxModelLen or leave chunked prefill on" $path (int $mbt) $path (int $m.maxModelLen)) -}}
 {{- end }}
 {{- end }}
+{{- $entry := index $v.models (int $m.index) | default dict -}}
+{{- $from := dict -}}
+{{- range $k := list "resources" -}}
+{{- $_ := set $from $k (ternary (printf "%s.%s" $path $k) (printf "vllm.modelDefaults.%s" $k) (and (kindIs "map" $entry) (hasKey $entry $k))) -}}
+{{- end -}}
+{{- $p = print $p (include "common.resources.compare" (dict "path" (get $from "resources") "resources" $m.resources)) -}}
+{{- $scratch := include "vllm.scratchBytes" (dict "context" $ "model" $m) | float64 -}}
+{{- $ownLimit := (($m.resources | default dict).limits | default dict) -}}
+{{- if hasKey $ownLimit "ephemeral-storage" }}
+{{- $l := include "common.quantity.float" (get $ownLimit "ephemeral-storage") -}}
+{{- if and $l (lt (float64 $l) $scratch) }}
+{{- $p = print $p (printf "\n%s.limits.ephemeral-storage: %v is below the %dMi the pod's disk emptyDirs may hold (home 1Gi, tmp 4Gi, plus an emptyDir model cache of vllm.modelCache.size); the kubelet would evict it as the cache fills" (get $from "resources") (get $ownLimit "ephemeral-storage") (int64 (ceil (divf $scratch 1048576.0)))) -}}
+{{- end }}
+{{- end }}
+{{- if and $m.download (eq $m.sourceScheme "hf") }}
+{{- $hf := $v.modelLoader.hf -}}
+{{- $weights := get (dict "safetensors" "model-00001-of-00002.safetensors" "auto" "model-00001-of-00002.safetensors" "pt" "pytorch_model-00001-of-00002.bin" "npcache" "pytorch_model-00001-of-00002.bin" "gguf" "model-Q4_K_M.gguf") (toString $m.loadFormat) -}}
+{{- range $file := compact (list "config.json" $weights) }}
+{{- if and $hf.allowPatterns (not (include "vllm.globMatches" (dict "patterns" $hf.allowPatterns "file" $file))) }}
+{{- $p = print $p (printf "\nvllm.modelLoader.hf.allowPatterns: no pattern matches %s, which vLLM needs for %s (loadFormat %s); nothing would load (have: %s)" $file $path (toString $m.loadFormat) (join ", " $hf.allowPatterns)) -}}
+{{- end }}
+{{- if include "vllm.globMatches" (dict "patterns" $hf.ignorePatterns "file" $file) }}
+{{- $p = print $p (printf "\nvllm.modelLoader.hf.ignorePatterns: skips %s, which vLLM needs for %s (loadFormat %s)" $file $path (toString $m.loadFormat)) -}}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (eq $v.engine "vllm") (has $m.sourceScheme (list "hf" "s3")) $v.modelCache.offline (not $v.global.airGapped) (eq $v.modelCache.type "emptyDir") }}
+{{- $p = print $p (printf "\nvllm.modelCache.offline: true with an emptyDir cache, so nothing ever fills it: %s (%s) would start with no weights; use a pvc/existingClaim cache filled beforehand, a pvc:// source, or offline false" $path (toString $m.source)) -}}
+{{- end }}
+{{- if and $m.download (eq $v.modelCache.accessMode "ReadOnlyMany") (eq $v.modelCache.type "pvc") }}
+{{- $p = print $p (printf "\nvllm.modelCache.accessMode: ReadOnlyMany, but %s downloads into the cache; the loader cannot write a read-only claim (use ReadWriteMany)" $path) -}}
+{{- end }}
+{{- if and (eq $v.global.environment "production") (not (kindIs "invalid" $m.replicas)) (gt (int $m.replicas) 1) (not (include "vllm.hardSpread" $)) }}
+{{- $p = print $p (printf "\nvllm.topologySpreadConstraints: production runs %d replicas of %s but nothing keeps them off one node; add a kubernetes.io/hostname spread with whenUnsatisfiable DoNotSchedule (or a required podAntiAffinity on kubernetes.io/hostname): ScheduleAnyway is only a preference" (int $m.replicas) $path) -}}
+{{- end }}
+{{- range $j, $a := $m.loraAdapters }}
+{{- if and (eq $a.scheme "pvc") (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (toString $a.pvcClaim))) }}
+{{- $p = print $p (printf "\n%s.loraAdapters[%d].source: %q is not a PersistentVolumeClaim name (lower-case DNS subdomain), e.g. pvc://loras/sql" $path $j (toString $a.pvcClaim)) -}}
+{{- end }}
+{{- end }}
 {{- if and (eq $v.modelCache.type "pvc") (eq $v.modelCache.accessMode "ReadWriteOnce") (gt (int $m.replicas) 1) }}
 {{- $p = print $p (printf "\n%s.replicas: %d replicas share one ReadWriteOnce cache claim, which pins them to one node; set vllm.modelCache.accessMode ReadWriteMany or use emptyDir" $path (int $m.replicas)) -}}
 {{- end }}
@@ -81,14 +121,56 @@ with its values path and rendering fails once, listing all of them.
 {{- if and (eq $v.rollout.type "RollingUpdate") (not (kindIs "invalid" $v.rollout.maxSurge)) (not (kindIs "invalid" $v.rollout.maxUnavailable)) (eq (toString $v.rollout.maxSurge) "0") (eq (toString $v.rollout.maxUnavailable) "0") }}
 {{- $p = print $p "\nvllm.rollout: maxSurge and maxUnavailable cannot both be 0; a rollout could never progress" -}}
 {{- end }}
-{{- if eq $v.global.environment "production" }}
-{{- $engineImage := (eq $v.engine "vllm") | ternary $v.image $v.simulator.image -}}
-{{- $imgs := dict (ternary "vllm.image" "vllm.simulator.image" (eq $v.engine "vllm")) $engineImage -}}
-{{- if $v.tests.enabled }}{{- $_ := set $imgs "vllm.tests.image" $v.tests.image -}}{{- end }}
-{{- range $path, $img := $imgs }}
-{{- if not $img.digest }}
-{{- $p = print $p (printf "\n%s.digest: production pins images by digest (sha256:...), so a re-pushed tag cannot change what runs" $path) -}}
+{{- /* Every image this release can pull, by values path. */ -}}
+{{- $all := dict "vllm.image" $v.image "vllm.simulator.image" $v.simulator.image "vllm.tests.image" $v.tests.image "vllm.modelLoader.hf.image" $v.modelLoader.hf.image "vllm.modelLoader.s3.image" $v.modelLoader.s3.image -}}
+{{- $used := dict (ternary "vllm.image" "vllm.simulator.image" (eq $v.engine "vllm")) true -}}
+{{- if $v.tests.enabled }}{{- $_ := set $used "vllm.tests.image" true -}}{{- end }}
+{{- range $m := $models }}
+{{- if and $m.download (eq $m.sourceScheme "hf") $v.modelLoader.hf.image.repository }}{{- $_ := set $used "vllm.modelLoader.hf.image" true -}}{{- end }}
+{{- if and $m.download (eq $m.sourceScheme "s3") }}{{- $_ := set $used "vllm.modelLoader.s3.image" true -}}{{- end }}
+{{- range $m.loraAdapters }}{{- if and $m.download (eq .scheme "hf") $v.modelLoader.hf.image.repository }}{{- $_ := set $used "vllm.modelLoader.hf.image" true -}}{{- end }}{{- end }}
 {{- end }}
+{{- $placeholders := list -}}
+{{- range $ipath, $img := $all }}
+{{- if include "vllm.placeholderDigest" $img.digest }}
+{{- $placeholders = append $placeholders (printf "%s.digest (%s/%s:%s)" $ipath (default "docker.io" (default $img.registry $v.global.imageRegistry)) $img.repository (toString $img.tag)) -}}
+{{- end }}
+{{- end }}
+{{- if $placeholders }}
+{{- $p = print $p (printf "\n%s: placeholder digests name no image, so these values claim a pin that cannot be pulled: %s. Replace each with the digest of the image you reviewed and mirrored: `crane digest IMAGE:TAG`, `skopeo inspect --format '{{.Digest}}' docker://IMAGE:TAG`, or the registry UI" (regexFind "^[^ ]+" (first $placeholders)) (join "; " $placeholders)) -}}
+{{- end }}
+{{- if eq $v.global.environment "production" }}
+{{- range $ipath, $_ := $used }}
+{{- if not (get $all $ipath).digest }}
+{{- $p = print $p (printf "\n%s.digest: production pins every image by digest (sha256:...), so a re-pushed tag cannot change what runs" $ipath) -}}
+{{- end }}
+{{- end }}
+{{- if eq $v.engine "simulator" }}
+{{- $p = print $p "\nvllm.engine: simulator in production serves random text, not the model; use vllm" -}}
+{{- end }}
+{{- end }}
+{{- if and $v.global.airGapped (not $v.global.imageRegistry) }}
+{{- $public := list "" "docker.io" "index.docker.io" "ghcr.io" "quay.io" "public.ecr.aws" "registry.k8s.io" "nvcr.io" "gcr.io" -}}
+{{- range $ipath, $_ := $used }}
+{{- $reg := toString (get $all $ipath).registry -}}
+{{- if has $reg $public }}
+{{- $p = print $p (printf "\nglobal.imageRegistry: global.airGapped is true but %s pulls from %s, which an air-gapped cluster cannot reach; set global.imageRegistry to your mirror (or %s.registry)" $ipath (default "docker.io" $reg) $ipath) -}}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.apiKey.enabled (eq $v.engine "simulator") }}
+{{- $p = print $p "\nvllm.apiKey.enabled: the simulator does not check API keys, so every request would be served without one; use engine vllm, or leave apiKey off locally" -}}
+{{- end }}
+{{- $p = print $p (include "common.resources.compare" (dict "path" "vllm.modelLoader.resources" "resources" $v.modelLoader.resources)) -}}
+{{- $budget := mul (int $v.probes.startup.periodSeconds) (int $v.probes.startup.failureThreshold) -}}
+{{- if and (eq $v.engine "vllm") (lt $budget 300) }}
+{{- $p = print $p (printf "\nvllm.probes.startup.failureThreshold: periodSeconds x failureThreshold = %ds, but vLLM needs minutes to load weights, profile memory and capture CUDA graphs; give it at least 300s or the kubelet restarts it mid-load forever" $budget) -}}
+{{- end }}
+{{- if and (eq $v.modelCache.type "pvc") (eq $v.modelCache.accessMode "ReadWriteOnce") (eq $v.rollout.type "RollingUpdate") }}
+{{- $anyGpu := false -}}{{- range $models }}{{- if gt (int .gpu.count) 0 }}{{- $anyGpu = true -}}{{- end }}{{- end }}
+{{- $surge := kindIs "invalid" $v.rollout.maxSurge | ternary ($anyGpu | ternary 0 1) $v.rollout.maxSurge -}}
+{{- if not (has (toString $surge) (list "0" "0%")) }}
+{{- $p = print $p (printf "\nvllm.rollout.maxSurge: %v with a ReadWriteOnce cache claim: the surge pod can land on another node and hang on Multi-Attach while the old pod holds the claim, so the rollout never finishes; set maxSurge 0 (maxUnavailable >= 1), rollout.type Recreate, or accessMode ReadWriteMany" $surge) -}}
 {{- end }}
 {{- end }}
 {{- if and $v.apiKey.enabled (not $v.apiKey.secretName) }}

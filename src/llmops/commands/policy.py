@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     parser.add_argument("-f", "--values", action="append", default=[], metavar="FILE",
                         help="values file(s) layered in order into one target")
     parser.add_argument("--all", action="store_true", help="every environment in values/")
+    parser.add_argument("--overlay", action="append", default=[], metavar="FILE",
+                        help="values file layered LAST onto every target (repeatable), e.g. your real image "
+                             "digests over the placeholders of the shipped production files")
     parser.add_argument("--report-dir", type=Path, default=policy.DEFAULT_REPORT_DIR,
                         help="where to write the reports (default: %(default)s)")
     parser.add_argument("--exceptions", type=Path, default=policy.EXCEPTIONS_FILE,
@@ -38,7 +41,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = validate.targets_from(args.env, args.values, args.all)
+    targets = validate.targets_from(args.env, args.values, args.all, overlays=args.overlay)
     report = policy.check(
         targets,
         helm=args.helm,

@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
     parser.add_argument("-f", "--values", action="append", default=[], metavar="FILE",
                         help="values file(s) layered in order into ONE target (repeatable)")
     parser.add_argument("--all", action="store_true", help="every environment in values/")
+    parser.add_argument("--overlay", action="append", default=[], metavar="FILE",
+                        help="values file layered LAST onto every target (repeatable), e.g. your real image "
+                             "digests over the placeholders of the shipped production files")
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--helm", default=",".join(render.HELM_VERSIONS),
                         help="comma-separated Helm installs to render with (default: %(default)s)")
@@ -36,7 +39,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = validate.targets_from(args.env, args.values, args.all)
+    targets = validate.targets_from(args.env, args.values, args.all, overlays=args.overlay)
     helms = [h for h in args.helm.split(",") if h]
     unknown = [h for h in helms if h not in render.HELM_VERSIONS]
     if unknown:

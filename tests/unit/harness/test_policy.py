@@ -20,7 +20,8 @@ from llmops import policy
 from llmops.errors import LlmopsError, ToolError
 from llmops.render import Manifest
 
-DIGEST = "sha256:" + "a" * 64
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 ENGINE_LABELS = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/component": "engine", "llmops.io/model": "m"}
 
 
@@ -77,6 +78,10 @@ CASES: dict[str, tuple[Mutation, str, set[str]]] = {
     "prod-tag-only": (lambda d: _container(d).update(image="vllm/vllm-openai:v0.32.0"), "production",
                       {"CKV_LLMOPS_2"}),
     "staging-tag-only": (lambda d: _container(d).update(image="vllm/vllm-openai:v0.32.0"), "staging", set()),
+    "prod-placeholder-digest": (lambda d: _container(d).update(image=f"vllm/vllm-openai@{PLACEHOLDER_DIGEST}"),
+                                "production", {"CKV_LLMOPS_2"}),
+    "staging-placeholder-digest": (lambda d: _container(d).update(image=f"vllm/vllm-openai@{PLACEHOLDER_DIGEST}"),
+                                   "staging", {"CKV_LLMOPS_2"}),
     "gpu-no-toleration": (lambda d: _pod(d).pop("tolerations"), "production", {"CKV_LLMOPS_3"}),
     "gpu-request-no-limit": (lambda d: _container(d)["resources"].pop("limits"), "production", {"CKV_LLMOPS_3"}),
     # global.gpu.taint says GPU nodes carry gpu-node=NoExecute: the nvidia.com/gpu toleration no longer helps.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import paths, policy, validate
+from llmops import environments, paths, policy, validate
 
 CORPUS = paths.REPO_ROOT / "tests" / "fixtures" / "invalid-values"
 
@@ -22,7 +22,8 @@ def llmops(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_environment_passes_all_validation_steps() -> None:
-    targets = validate.targets_from(all_envs=True)
+    # the test-only digests replace the production files' placeholders (see the next test)
+    targets = validate.targets_from(all_envs=True, overlays=[environments.TEST_IMAGE_DIGESTS])
     assert {t.name for t in targets} >= {"local", "staging", "production-h100", "production-70b", "air-gapped"}
     results = validate.validate(targets)
     report = validate.format_text(results)
@@ -30,6 +31,27 @@ def test_every_environment_passes_all_validation_steps() -> None:
     for r in results:
         assert r.steps == {"values": "ok", "render": "ok", "kubernetes": "ok", "crd": "ok", "crosscheck": "ok"}
         assert set(r.manifests) == {"helm3", "helm4"} and r.manifests["helm3"]
+
+
+def test_all_without_an_overlay_reports_each_placeholder_digest_by_values_path() -> None:
+    proc = llmops("validate", "--all", "--kube-versions", "")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for env in ("production-h100", "production-70b", "air-gapped"):
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(f"{env} ["))
+        assert "INVALID (1 problem(s))" in line, proc.stdout
+    assert "values/production-h100.yaml:" in proc.stdout and "vllm.image.digest: placeholder digests" in proc.stdout
+    assert "crane digest" in proc.stdout
+    for env in ("local", "local-vllm", "staging"):
+        assert any(ln.startswith(f"{env} [") and ln.endswith(": ok") for ln in proc.stdout.splitlines()), proc.stdout
+
+
+def test_overlay_is_layered_last_onto_every_target(tmp_path: Path) -> None:
+    overlay = tmp_path / "digests.yaml"
+    overlay.write_text(environments.TEST_IMAGE_DIGESTS.read_text())
+    targets = validate.targets_from(envs=["production-h100", "local"], overlays=[overlay])
+    assert [t.files[-1] for t in targets] == [overlay, overlay]
+    with pytest.raises(Exception, match="overlay file"):
+        validate.targets_from(envs=["local"], overlays=[tmp_path / "missing.yaml"])
 
 
 def test_cli_reports_schema_errors_as_file_line_path_and_exits_1() -> None:
@@ -80,7 +102,7 @@ def test_layered_files_are_one_target_and_later_files_win(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_policy_passes_every_environment_with_only_reasoned_exceptions(tmp_path: Path) -> None:
-    report = policy.check(validate.targets_from(all_envs=True))
+    report = policy.check(validate.targets_from(all_envs=True, overlays=[environments.TEST_IMAGE_DIGESTS]))
     assert report.ok, policy.summary_text(report)
     assert report.resources_scanned > 0
     assert report.stale_exceptions == []

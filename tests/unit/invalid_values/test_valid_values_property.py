@@ -91,6 +91,12 @@ def model(draw: st.DrawFn, name: str) -> dict[str, Any]:
         if entry.get("enableChunkedPrefill") is False:
             floors.append(entry.get("maxModelLen") or 0)
         entry["maxNumBatchedTokens"] = max([budget, *floors])
+    if draw(st.booleans()):
+        # validateValues: a request never exceeds its limit (quantities in different units).
+        request_mi = draw(st.integers(1, 64 * 1024))
+        limit_mi = request_mi + draw(st.integers(0, 64 * 1024))
+        entry["resources"] = {"requests": {"memory": f"{request_mi}Mi", "cpu": f"{draw(st.integers(1, 8000))}m"},
+                              "limits": {"memory": draw(st.sampled_from([f"{limit_mi}Mi", f"{limit_mi * 1048576}"]))}}
     if gpus and draw(st.booleans()):
         entry["gpu"]["product"] = draw(st.sampled_from(["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L4"]))
     return entry
@@ -101,13 +107,32 @@ def vllm_values(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(DNS, min_size=1, max_size=3, unique=True))
     pre = draw(st.integers(0, 30))
     drain = draw(st.integers(0, 300))
+    cache_schema = SCHEMA["properties"]["modelCache"]["properties"]
+    cache = {"type": draw(st.sampled_from(["emptyDir", "pvc"])),
+             # validateValues: the loader writes the cache, so never ReadOnlyMany.
+             "accessMode": draw(st.sampled_from([m for m in cache_schema["accessMode"]["enum"] if m != "ReadOnlyMany"]))}
+    rollout: dict[str, Any] = {"type": draw(scalar(SCHEMA["properties"]["rollout"]["properties"]["type"]))}
+    replicas_share_claim = cache["type"] == "pvc" and cache["accessMode"] == "ReadWriteOnce"
+    if replicas_share_claim:
+        # validateValues: a surge pod (or a second replica) on another node hangs on Multi-Attach.
+        rollout = {"type": "RollingUpdate", "maxSurge": 0, "maxUnavailable": 1} if draw(st.booleans()) else {"type": "Recreate"}
+    models = [draw(model(n)) for n in names]
+    if replicas_share_claim:
+        for m in models:
+            m["replicas"] = min(m["replicas"], 1)
+    engine = draw(scalar(SCHEMA["properties"]["engine"]))
+    # validateValues: vLLM needs minutes to start (>= 300 s of startup budget).
+    period = draw(st.integers(1, 30))
+    threshold = draw(st.integers(-(-300 // period) if engine == "vllm" else 1, 400))
     return {
-        "engine": draw(scalar(SCHEMA["properties"]["engine"])),
-        "models": [draw(model(n)) for n in names],
+        "engine": engine,
+        "modelCache": cache,
+        "probes": {"startup": {"periodSeconds": period, "failureThreshold": threshold}},
+        "models": models,
         # validateValues: the grace period outlasts preStop + drain.
         "shutdown": {"preStopSleepSeconds": pre, "drainSeconds": drain,
                      "terminationGracePeriodSeconds": pre + drain + draw(st.integers(1, 60))},
-        "rollout": {"type": draw(scalar(SCHEMA["properties"]["rollout"]["properties"]["type"]))},
+        "rollout": rollout,
     }
 
 
@@ -125,3 +150,6 @@ def test_values_within_the_schema_render_one_engine_per_model(values: dict[str, 
         limits = pod["containers"][0].get("resources", {}).get("limits", {})
         assert int(limits.get("nvidia.com/gpu", 0)) == m["gpu"]["count"]
         assert pod["terminationGracePeriodSeconds"] == values["shutdown"]["terminationGracePeriodSeconds"]
+        # the engine asks for (and may use) the disk its emptyDirs hold
+        resources = pod["containers"][0]["resources"]
+        assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"]

@@ -45,6 +45,9 @@ def test_autoscaled_model_with_a_fixed_replica_count_fails(render_chart) -> None
 
 
 def test_autoscaled_model_with_null_replicas_renders_without_spec_replicas(render_chart) -> None:
-    values = {"autoscaling": {"enabled": True, "models": {"tiny": {}}}, "vllm": {"models": [{"name": "tiny", "source": "hf://o/t@1", "replicas": None}]}}
+    values = {"autoscaling": {"enabled": True, "models": {"tiny": {}}}, "vllm": {"models": [{"name": "tiny", "source": "hf://o/t@1", "replicas": None}]},
+              # the triggers read what the observability monitor scrapes
+              "global": {"monitoring": {"enabled": True}},
+              "observability": {"rules": {"gpuXid": {"enabled": False}, "gpuEcc": {"enabled": False}}}}
     (dep,) = [m.obj for m in render_chart(CHART, set_values=values) if m.kind == "Deployment"]
     assert "replicas" not in dep["spec"]

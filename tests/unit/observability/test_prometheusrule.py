@@ -201,5 +201,11 @@ def test_excluded_dashboard_is_not_rendered(render_chart) -> None:
 
 
 def test_disabling_monitor_and_dashboards_leaves_only_rules(render_chart) -> None:
-    kinds = {m.kind for m in render_chart(CHART, set_values={"monitor": {"enabled": False}, "dashboards": {"enabled": False}})}
+    values = {"monitor": {"enabled": False}, "dashboards": {"enabled": False}, "rules": {"scrapedElsewhere": True}}
+    kinds = {m.kind for m in render_chart(CHART, set_values=values)}
     assert kinds == {"PrometheusRule"}
+
+
+def test_rules_without_a_monitor_are_refused_unless_scraped_elsewhere(render_chart) -> None:
+    with pytest.raises(render.RenderError, match=r"observability.rules.enabled: .*monitor.enabled is false"):
+        render_chart(CHART, set_values={"monitor": {"enabled": False}})

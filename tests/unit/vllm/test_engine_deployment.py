@@ -206,9 +206,9 @@ def test_startup_probe_budget_default_fits_a_70b_load_and_liveness_waits_for_it(
 
 
 def test_probe_budget_comes_from_values(render_chart) -> None:
-    values = _vllm([{"name": "m", "source": "hf://o/m@a"}], probes={"startup": {"periodSeconds": 5, "failureThreshold": 12, "timeoutSeconds": 1}})
+    values = _vllm([{"name": "m", "source": "hf://o/m@a"}], probes={"startup": {"periodSeconds": 5, "failureThreshold": 72, "timeoutSeconds": 1}})
     c = engine(_single(render_chart, values))
-    assert (c["startupProbe"]["periodSeconds"], c["startupProbe"]["failureThreshold"]) == (5, 12)
+    assert (c["startupProbe"]["periodSeconds"], c["startupProbe"]["failureThreshold"]) == (5, 72)
 
 
 def test_shutdown_values_set_prestop_sleep_drain_flag_and_grace_period(render_chart) -> None:
@@ -240,8 +240,7 @@ def test_hf_source_downloads_pinned_revision_with_token_file_not_env(render_char
     values = _vllm([{"name": "m", "source": "hf://org/model@0123abc"}], modelLoader={"hf": {"tokenSecret": {"name": "hf", "key": "tok"}}})
     spec = pod_spec(_single(render_chart, values))
     (init,) = spec["initContainers"]
-    assert init["command"][:5] == ["hf", "download", "org/model", "--revision", "0123abc"]
-    assert init["command"][-1] == "/cache/models/m"
+    assert init["command"][:7] == ["hf", "download", "org/model", "--revision", "0123abc", "--local-dir", "/cache/models/m"]
     assert env(init)["HF_TOKEN_PATH"].startswith("/var/run/secrets/")
     assert "secretKeyRef" not in str(init["env"])
     secret_vol = next(v for v in spec["volumes"] if v["name"] == "hf-token")
@@ -269,7 +268,9 @@ def test_pvc_source_mounts_the_claim_read_only_without_download(render_chart) ->
 
 
 def test_offline_cache_skips_downloads_and_engine_is_always_hub_offline(render_chart) -> None:
-    spec = pod_spec(_single(render_chart, _vllm([{"name": "m", "source": "hf://o/m@a"}], modelCache={"offline": True})))
+    # an offline cache is one filled beforehand: a claim (an emptyDir would start empty; the chart refuses that)
+    cache = {"offline": True, "type": "existingClaim", "existingClaim": "warm-cache"}
+    spec = pod_spec(_single(render_chart, _vllm([{"name": "m", "source": "hf://o/m@a"}], modelCache=cache)))
     assert "initContainers" not in spec
     assert env(spec["containers"][0])["HF_HUB_OFFLINE"] == "1"
 
@@ -309,7 +310,11 @@ def test_otlp_endpoint_enables_vllm_tracing(render_chart) -> None:
 def test_explicit_resources_win_over_preset(render_chart) -> None:
     explicit = {"requests": {"cpu": "3", "memory": "5Gi"}, "limits": {"memory": "6Gi"}}
     c = engine(_single(render_chart, {"models": [{"name": "m", "source": "hf://o/m@a", "resources": explicit, "resourcesPreset": "large"}]}))
-    assert c["resources"] == explicit
+    # the ephemeral storage the emptyDirs hold is added (home 1Gi + tmp 4Gi + 20Gi emptyDir cache)
+    assert c["resources"] == {
+        "requests": {**explicit["requests"], "ephemeral-storage": "25600Mi"},
+        "limits": {**explicit["limits"], "ephemeral-storage": "25600Mi"},
+    }
     preset = engine(_single(render_chart, {"models": [{"name": "m", "source": "hf://o/m@a", "resourcesPreset": "nano"}]}))
     assert preset["resources"]["requests"]["cpu"] == "50m"
 
