@@ -25,7 +25,9 @@ def test_ci_scenarios_render_gpu_free_pvc_free_and_schema_valid(render_chart, va
     assert kubeschema.validate_objects(objs) == []
     assert not render.find(manifests, "PersistentVolumeClaim")
     assert "nvidia.com/gpu" not in json.dumps([o for o in objs if o["kind"] == "Deployment"])
-    assert all(s["spec"]["type"] == "ClusterIP" for s in render.find(manifests, "Service"))
+    services = render.find(manifests, "Service")
+    assert services, f"{values.name} renders no Service"
+    assert all(s["spec"]["type"] == "ClusterIP" for s in services)
 
 
 def test_pdb_uses_max_unavailable_never_min_available_and_selects_the_model(render_chart) -> None:
