@@ -478,6 +478,43 @@ def kubectl(name: str, *args: str, input_text: str | None = None, timeout: float
                 input_text=input_text, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class DryRunResult:
+    """What the API server said about one object under a server-side dry run."""
+
+    kind: str
+    name: str
+    accepted: bool
+    message: str = ""  # the refusal, or the warnings (e.g. Pod Security) of an accepted object
+
+
+def server_dry_run(name: str, objs: Iterable[Any], namespace: str) -> list[DryRunResult]:
+    """Send each object to cluster NAME's API server with ``--dry-run=server --validate=strict``.
+
+    The server runs everything a real create runs except persisting: schema
+    and defaulting, CRD structural schemas with their CEL rules
+    (``x-kubernetes-validations``), unknown-field rejection, and admission
+    (Pod Security warnings for workload templates). Namespaced objects
+    without a namespace go to NAMESPACE, which must exist.
+    """
+    results = []
+    for item in objs:
+        obj = dict(getattr(item, "obj", item))
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") or namespace
+        argv = [str(tools.require("kubectl")), "--kubeconfig", str(kubeconfig_path(name)), "create",
+                "--dry-run=server", "--validate=strict", "-n", str(ns), "-o", "name", "-f", "-"]
+        proc = subprocess.run(argv, env=_env(name), input=json.dumps(obj), capture_output=True, text=True,
+                              timeout=60, check=False)
+        warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("Warning:")]
+        if proc.returncode == 0:
+            results.append(DryRunResult(str(obj.get("kind")), str(meta.get("name")), True, "\n".join(warnings)))
+        else:
+            results.append(DryRunResult(str(obj.get("kind")), str(meta.get("name")), False,
+                                        (proc.stderr or proc.stdout).strip()))
+    return results
+
+
 def docker_available() -> bool:
     """True only when a Docker *engine* answers (the client alone is not enough)."""
     if shutil.which("docker") is None:
