@@ -85,7 +85,7 @@ def test_helm_test_script_is_valid_python() -> None:
 
 SIMULATOR = tools.load_specs()["inference-sim"]  # the pinned llm-d-inference-sim (pyproject.toml)
 # pflag's usage lines: "      --model string   ..." and "  -h, --help".
-_HELP_FLAG = re.compile(r"^\s+(?:-\w, )?--([a-z0-9][a-z0-9-]*)", re.MULTILINE)
+_HELP_FLAG = re.compile(r"^\s+(?:-\w, )?--([a-z0-9][a-z0-9_-]*)", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
