@@ -84,3 +84,19 @@ def test_every_object_of_each_environment_passes_the_servers_dry_run(
     assert not refused, "\n".join(refused)
     warned = [f"{r.kind}/{r.name}: {r.message}" for r in results if r.message]
     assert not warned, "\n".join(warned)
+
+
+def test_a_workload_template_breaking_pod_security_comes_back_as_a_warning(
+    local_cluster: cluster.ClusterInfo, namespace: str
+) -> None:
+    labels = {"app": "privileged"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "privileged"},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "containers": [{"name": "c", "image": "registry.example/app:1", "securityContext": {"privileged": True}}]}}},
+    }
+    (result,) = cluster.server_dry_run(local_cluster.name, [deployment], namespace)
+    # The namespace enforces "restricted" on pods; for a Deployment the server warns, and the environment test fails on warnings.
+    assert result.accepted and "PodSecurity" in result.message and "privileged" in result.message, result
