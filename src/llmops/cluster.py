@@ -132,9 +132,9 @@ L4_PRODUCT = "NVIDIA-L4"
 DEFAULT_POOLS: tuple[NodePool, ...] = (
     NodePool("cpu", 2, cpu="16", memory="64Gi"),
     # Four H100 nodes: production-70b at rest is two TP-8 replicas (two whole
-    # nodes), and the cluster tier installs each environment with Helm 3 and
-    # Helm 4 side by side (two xdist workers). capacity_problems() and a unit
-    # test keep every shipped environment fitting.
+    # nodes), and under `make test` a second xdist worker's cluster test holds
+    # GPUs meanwhile. capacity_problems() and a unit test keep every shipped
+    # environment fitting twice over.
     NodePool(
         "gpu-h100",
         4,

@@ -36,7 +36,8 @@ UPGRADE_MARK = {"vllm": {"modelDefaults": {"extraEnv": [{"name": "LLMOPS_UPGRADE
 TIMES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "install-times.json"
 
 
-# Releases installed side by side: one per pytest-xdist worker (Helm 3 and Helm 4 cases run in parallel).
+# Room for one release per pytest-xdist worker: environments install one at a time, but other
+# workers' cluster tests hold GPUs of the same pools meanwhile.
 PARALLEL_RELEASES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
@@ -77,7 +78,7 @@ def _pv(namespace: str, claim: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _bind_volumes(
     info: cluster.ClusterInfo, namespace: str, manifests: list[render.Manifest]
-) -> tuple[list[str], set[str]]:
+) -> tuple[list[str], set[str], list[str]]:
     """Give every claim the release uses a PV (there is no provisioner here); the real PV controller binds them.
 
     Claims the pods mount but the chart does not render (an existing claim,
@@ -108,7 +109,8 @@ def _bind_volumes(
               "value": 1000, "description": "platform-provided (llmops cluster tier)"} for pc in sorted(named)]
     if docs:
         cluster.kubectl(info.name, "apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
-    return [d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolume"], prepared
+    pvs = [d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolume"]
+    return pvs, prepared, sorted(named)
 
 
 def _deployments(info: cluster.ClusterInfo, namespace: str) -> list[dict[str, Any]]:
@@ -182,6 +184,10 @@ def test_umbrella_chart_and_environment_files_exist() -> None:
     assert (paths.VALUES_DIR / "local.yaml").exists(), "values/local.yaml is missing"
 
 
+# Environments name cluster-scoped objects (a PriorityClass production expects
+# the platform to provide is the one staging's chart creates): one at a time,
+# each removing what it prepared, so no release meets another's leftovers.
+@pytest.mark.xdist_group("environments")
 @pytest.mark.parametrize("env", ENV_FILES, ids=[e.stem for e in ENV_FILES])
 def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_cleanly(
     env: Path, helm_bin: str, local_cluster: cluster.ClusterInfo
@@ -195,7 +201,7 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
     namespace = name
     release.ensure_namespace(namespace, cluster_name=local_cluster.name)
     manifests = render.render(UMBRELLA, [env], helm=helm_bin, release=name, namespace=namespace)
-    pvs, prepared = _bind_volumes(local_cluster, namespace, manifests)
+    pvs, prepared, priority_classes = _bind_volumes(local_cluster, namespace, manifests)
     workloads = cluster.workloads(manifests)
     rel = release.Release(name, namespace, helm_bin, local_cluster.name)
     try:
@@ -229,6 +235,8 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
         cluster.kubectl(local_cluster.name, "delete", "namespace", namespace, "--wait=false")
         if pvs:
             cluster.kubectl(local_cluster.name, "delete", "pv", *pvs, "--wait=false")
+        if priority_classes:
+            cluster.kubectl(local_cluster.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
 
 
 # ---------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def test_unknown_crd_selection_is_a_usage_error() -> None:
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
 # Test-only overlays (e.g. digests for files whose placeholders the chart refuses) layer on every environment.
 TEST_OVERLAYS = sorted((paths.REPO_ROOT / "tests" / "fixtures" / "overlays").glob("*.yaml"))
-# The cluster tier installs each environment with Helm 3 and Helm 4, in parallel under `make test` (-n 2).
+# Under `make test` (-n 2) another worker's cluster test holds GPUs while an environment is installed.
 PARALLEL_RELEASES = 2
 
 
