@@ -105,6 +105,9 @@ def _bind_volumes(
     own = {m.name for m in manifests if m.kind == "PriorityClass"}
     named = {m.obj["spec"]["template"]["spec"].get("priorityClassName") for m in manifests
              if m.kind in ("Deployment", "StatefulSet")} - {None} - own
+    # Only those missing: another release's chart may own one of that name (staging creates llm-inference).
+    existing = set(cluster.kubectl(info.name, "get", "priorityclasses", "-o", "name").split())
+    named = {pc for pc in named if f"priorityclass.scheduling.k8s.io/{pc}" not in existing}
     docs += [{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": pc},
               "value": 1000, "description": "platform-provided (llmops cluster tier)"} for pc in sorted(named)]
     if docs:
