@@ -131,9 +131,13 @@ H100_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 L4_PRODUCT = "NVIDIA-L4"
 DEFAULT_POOLS: tuple[NodePool, ...] = (
     NodePool("cpu", 2, cpu="16", memory="64Gi"),
+    # Four H100 nodes: production-70b at rest is two TP-8 replicas (two whole
+    # nodes), and under `make test` a second xdist worker's cluster test holds
+    # GPUs meanwhile. capacity_problems() and a unit test keep every shipped
+    # environment fitting twice over.
     NodePool(
         "gpu-h100",
-        2,
+        4,
         cpu="96",
         memory="1024Gi",
         ephemeral_storage="2Ti",
@@ -153,6 +157,157 @@ DEFAULT_POOLS: tuple[NodePool, ...] = (
         taints=(Taint(GPU_RESOURCE, "", "NoSchedule"),),
     ),
 )
+
+
+# ---------------------------------------------------------------------------
+# What a release needs of the pools (the scheduler's fit, simplified)
+# ---------------------------------------------------------------------------
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+_FIT_RESOURCES = ("cpu", "memory", "ephemeral-storage", GPU_RESOURCE)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Deployment/StatefulSet of a release and the pods it runs when the release is at rest."""
+
+    kind: str
+    name: str
+    replicas: int
+    requests: dict[str, float]  # per pod: cpu, memory, ephemeral-storage, nvidia.com/gpu
+    node_selector: dict[str, str]
+    tolerates_gpu_taint: bool
+    selector: dict[str, str] = field(default_factory=dict)  # spec.selector.matchLabels
+    autoscaler: str = ""  # "ScaledObject/<name>" or "HorizontalPodAutoscaler/<name>" when one owns replicas
+
+    @property
+    def gpus(self) -> int:
+        return int(self.requests.get(GPU_RESOURCE, 0))
+
+
+def _quantity(value: Any) -> float:
+    from kubernetes.utils.quantity import parse_quantity
+
+    return float(parse_quantity(str(value)))
+
+
+def _pod_requests(pod: dict[str, Any]) -> dict[str, float]:
+    """Effective per-pod requests: the sum over containers, or the largest init container if bigger."""
+    def of(c: dict[str, Any]) -> dict[str, float]:
+        res = c.get("resources") or {}
+        # A limit without a request means request = limit (extended resources such as GPUs only have limits).
+        merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+        return {k: _quantity(v) for k, v in merged.items() if k in _FIT_RESOURCES}
+
+    total: dict[str, float] = {}
+    for c in pod.get("containers") or []:
+        for k, v in of(c).items():
+            total[k] = total.get(k, 0.0) + v
+    for c in pod.get("initContainers") or []:
+        for k, v in of(c).items():
+            total[k] = max(total.get(k, 0.0), v)
+    return total
+
+
+def _autoscaler_minimums(objs: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """(kind, name) of each scale target -> (the replicas its autoscaler holds at rest, the autoscaler)."""
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for o in objs:
+        spec = o.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        if o.get("kind") == "ScaledObject":
+            # KEDA: minReplicaCount defaults to 0 (scale to zero when idle).
+            minimum = int(spec.get("minReplicaCount", 0))
+        elif o.get("kind") == "HorizontalPodAutoscaler":
+            minimum = int(spec.get("minReplicas", 1))
+        else:
+            continue
+        out[(str(ref.get("kind", "Deployment")), str(ref.get("name")))] = (minimum, f"{o['kind']}/{o['metadata']['name']}")
+    return out
+
+
+def workloads(objs: Iterable[Any]) -> list[Workload]:
+    """The release's Deployments/StatefulSets with the replicas each runs at rest.
+
+    ``spec.replicas`` when the chart sets it; when an autoscaler owns the
+    count (no ``spec.replicas``), the autoscaler's minimum (KEDA
+    ``minReplicaCount``, HPA ``minReplicas``), which is what it holds the
+    Deployment at without load, not the 1 a bare Deployment gets.
+    ``objs`` are dicts or ``llmops.render.Manifest``.
+    """
+    plain = [dict(getattr(o, "obj", o)) for o in objs]
+    minimums = _autoscaler_minimums(plain)
+    out = []
+    for o in plain:
+        if o.get("kind") not in WORKLOAD_KINDS:
+            continue
+        name = str(o["metadata"]["name"])
+        spec = o["spec"]
+        pod = spec["template"]["spec"]
+        replicas = spec.get("replicas")
+        minimum, owner = minimums.get((str(o["kind"]), name), (None, ""))
+        if replicas is None:
+            replicas = minimum if minimum is not None else 1
+        tolerates = any(
+            t.get("operator") == "Exists" and t.get("key") in (None, "", GPU_RESOURCE)
+            or t.get("key") == GPU_RESOURCE
+            for t in pod.get("tolerations") or []
+        )
+        out.append(Workload(str(o["kind"]), name, int(replicas), _pod_requests(pod),
+                            dict(pod.get("nodeSelector") or {}), tolerates,
+                            dict((spec.get("selector") or {}).get("matchLabels") or {}), owner))
+    return out
+
+
+def _node_fits(pool: NodePool, w: Workload) -> bool:
+    labels = {POOL_LABEL: pool.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", **pool.labels}
+    if any(labels.get(k) != v for k, v in w.node_selector.items()):
+        return False
+    if pool.taints and not w.tolerates_gpu_taint:
+        return False
+    return w.gpus <= pool.gpus
+
+
+def capacity_problems(objs: Iterable[Any], pools: Sequence[NodePool] = DEFAULT_POOLS, copies: int = 1) -> list[str]:
+    """Why COPIES releases of OBJS at rest cannot all be scheduled on POOLS ([] when they can).
+
+    A first-fit-decreasing placement over every node by GPUs, CPU, memory
+    and ephemeral storage, honouring nodeSelector and the GPU taint: what
+    the real scheduler checks for these pods, minus affinity and spread.
+    ``copies`` > 1 accounts for releases installed side by side (the
+    cluster tier runs its Helm 3 and Helm 4 cases in parallel workers).
+    """
+    problems: list[str] = []
+    items = [dict(getattr(o, "obj", o)) for o in objs]
+    for o in items:
+        if o.get("kind") == "Service" and (o.get("spec") or {}).get("type") == "LoadBalancer":
+            problems.append(f"Service {o['metadata']['name']} is a LoadBalancer (Helm 3 --wait waits for an IP that never comes)")
+    free: list[tuple[NodePool, dict[str, float]]] = []
+    for pool in pools:
+        for _ in range(pool.count):
+            free.append((pool, {"cpu": _quantity(pool.cpu), "memory": _quantity(pool.memory),
+                                "ephemeral-storage": _quantity(pool.ephemeral_storage), GPU_RESOURCE: float(pool.gpus)}))
+    pods = [w for w in workloads(items) for _ in range(w.replicas * copies)]
+    pods.sort(key=lambda w: (w.gpus, w.requests.get("cpu", 0.0), w.requests.get("memory", 0.0)), reverse=True)
+    unplaced: dict[str, int] = {}
+    for w in pods:
+        where = f"{w.kind} {w.name}"
+        candidates = [(pool, left) for pool, left in free if _node_fits(pool, w)]
+        if not candidates:
+            problems.append(f"{where}: no simulated node matches it (nodeSelector {w.node_selector}, "
+                            f"{w.gpus} GPUs per pod, GPU taint {'tolerated' if w.tolerates_gpu_taint else 'not tolerated'})")
+            break
+        for _pool, left in candidates:
+            if all(w.requests.get(r, 0.0) <= left[r] for r in _FIT_RESOURCES):
+                for r in _FIT_RESOURCES:
+                    left[r] -= w.requests.get(r, 0.0)
+                break
+        else:
+            unplaced[where] = unplaced.get(where, 0) + 1
+    for where, n in unplaced.items():
+        total = sum(1 for w in pods if f"{w.kind} {w.name}" == where)
+        problems.append(f"{where}: {n} of {total} pods ({copies} release(s) at rest) do not fit the simulated pools")
+    return list(dict.fromkeys(problems))
 
 
 @dataclass(frozen=True)
@@ -321,6 +476,43 @@ def kubectl(name: str, *args: str, input_text: str | None = None, timeout: float
     """Run the pinned kubectl against cluster NAME and return stdout."""
     return _run([str(tools.require("kubectl")), "--kubeconfig", str(kubeconfig_path(name)), *args], name,
                 input_text=input_text, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What the API server said about one object under a server-side dry run."""
+
+    kind: str
+    name: str
+    accepted: bool
+    message: str = ""  # the refusal, or the warnings (e.g. Pod Security) of an accepted object
+
+
+def server_dry_run(name: str, objs: Iterable[Any], namespace: str) -> list[DryRunResult]:
+    """Send each object to cluster NAME's API server with ``--dry-run=server --validate=strict``.
+
+    The server runs everything a real create runs except persisting: schema
+    and defaulting, CRD structural schemas with their CEL rules
+    (``x-kubernetes-validations``), unknown-field rejection, and admission
+    (Pod Security warnings for workload templates). Namespaced objects
+    without a namespace go to NAMESPACE, which must exist.
+    """
+    results = []
+    for item in objs:
+        obj = dict(getattr(item, "obj", item))
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") or namespace
+        argv = [str(tools.require("kubectl")), "--kubeconfig", str(kubeconfig_path(name)), "create",
+                "--dry-run=server", "--validate=strict", "-n", str(ns), "-o", "name", "-f", "-"]
+        proc = subprocess.run(argv, env=_env(name), input=json.dumps(obj), capture_output=True, text=True,
+                              timeout=60, check=False)
+        warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("Warning:")]
+        if proc.returncode == 0:
+            results.append(DryRunResult(str(obj.get("kind")), str(meta.get("name")), True, "\n".join(warnings)))
+        else:
+            results.append(DryRunResult(str(obj.get("kind")), str(meta.get("name")), False,
+                                        (proc.stderr or proc.stdout).strip()))
+    return results
 
 
 def docker_available() -> bool:

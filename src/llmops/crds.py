@@ -16,8 +16,12 @@ the API server reads a structural schema:
 - ``x-kubernetes-int-or-string`` accepts an integer or a string;
 - ``metadata`` is checked for a name and string labels/annotations only.
 
-``x-kubernetes-validations`` (CEL rules) are not evaluated here; the real
-API server of the cluster tier does that.
+``x-kubernetes-validations`` (CEL rules) are not evaluated here: they use
+Kubernetes' own CEL libraries, so the real API server judges them.
+``llmops.cluster.server_dry_run`` sends objects to the cluster tier's API
+server (the same pinned CRDs installed) with ``--dry-run=server`` and strict
+field validation; tests/cluster/test_server_validation.py runs every
+environment through it and shows a CEL-only violation refused.
 
 Parsed schemas are cached as JSON under ``<cache>/crds/`` keyed by the pins,
 so each process pays one small JSON load instead of parsing megabytes of YAML.

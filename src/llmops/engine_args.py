@@ -161,17 +161,55 @@ def engine_args(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
     return {name: [str(a) for a in c.get("args", [])] for name, c in engine_containers(manifests).items()}
 
 
-# Rendered env vars that name in-pod paths (HOME, /cache/...) are replaced on
-# the host by cache dirs (llmops.engine.engine_env); the engine's knobs pass.
-HOST_PATH_ENV = frozenset({"HOME", "XDG_CACHE_HOME", "HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TMPDIR"})
+def mount_paths(container: Mapping[str, Any]) -> list[str]:
+    """The container's volume mount paths, longest first (so /cache/x wins over /cache)."""
+    mounts = {str(vm["mountPath"]).rstrip("/") or "/" for vm in container.get("volumeMounts") or []}
+    return sorted(mounts, key=len, reverse=True)
 
 
-def host_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """The container's literal env values that make sense for a host process (VLLM_* tuning, offline flags)."""
-    return {
-        str(e["name"]): str(e["value"]) for e in container.get("env") or []
-        if "value" in e and e["name"] not in HOST_PATH_ENV
-    }  # fmt: skip
+def pod_path_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """Literal env values that name a path inside one of the container's volume mounts (HOME, /cache/...).
+
+    Derived from what the chart renders, not from a list of names: any env var
+    the chart (or a values file's ``extraEnv``) points into a mounted volume
+    is a pod path that means nothing to a process on the host.
+    """
+    mounts = mount_paths(container)
+    out: dict[str, str] = {}
+    for e in container.get("env") or []:
+        if "value" not in e:
+            continue
+        value = str(e["value"])
+        if any(value == m or value.startswith(m.rstrip("/") + "/") for m in mounts):
+            out[str(e["name"])] = value
+    return out
+
+
+def default_host_root() -> Path:
+    """Where the engine tier lays out the pod's mounts on the host (inside the tool cache)."""
+    return paths.cache_root() / "engine-home" / "pod"
+
+
+def host_path(pod_path: str, host_root: Path) -> Path:
+    """POD_PATH as it appears under HOST_ROOT (``/cache/numba`` -> ``HOST_ROOT/cache/numba``)."""
+    return host_root / pod_path.lstrip("/")
+
+
+def host_env(container: Mapping[str, Any], host_root: Path | None = None) -> dict[str, str]:
+    """The container's literal env values for a host process: the engine's knobs pass as they are, and
+    every value under a volume mount (:func:`pod_path_env`) is moved under HOST_ROOT, whose mount
+    folders are created as the pod's volumes would be."""
+    root = host_root if host_root is not None else default_host_root()
+    for mount in mount_paths(container):
+        host_path(mount, root).mkdir(parents=True, exist_ok=True)
+    pod_paths = pod_path_env(container)
+    out: dict[str, str] = {}
+    for e in container.get("env") or []:
+        if "value" not in e:
+            continue
+        name = str(e["name"])
+        out[name] = str(host_path(pod_paths[name], root)) if name in pod_paths else str(e["value"])
+    return out
 
 
 def parser_argv(command: Sequence[str], args: Sequence[str]) -> list[str]:

@@ -142,7 +142,9 @@ def test_prometheus_auth_mode_renders_trigger_authentication_from_existing_secre
     refs = ta["spec"]["secretTargetRef"]
     assert {r["parameter"] for r in refs} == parameters
     assert {r["name"] for r in refs} == {"prom-reader"}
-    for trigger in render.find_one(manifests, "ScaledObject")["spec"]["triggers"]:
+    triggers = render.find_one(manifests, "ScaledObject")["spec"]["triggers"]
+    assert triggers, "the ScaledObject has no trigger to check"
+    for trigger in triggers:
         assert trigger["authenticationRef"] == {"name": ta["metadata"]["name"]}
         assert trigger["metadata"]["authModes"] == mode
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import cluster, release
+from llmops import cluster, paths, release, render
 from llmops.cli import build_parser
 from llmops.errors import LlmopsError
 
@@ -15,10 +15,10 @@ def _node(nodes: list[dict], name: str) -> dict:
     return next(n for n in nodes if n["metadata"]["name"] == name)
 
 
-def test_default_pools_give_two_h100_nodes_with_eight_gpus_each_and_the_gpu_taint() -> None:
+def test_default_pools_give_four_h100_nodes_with_eight_gpus_each_and_the_gpu_taint() -> None:
     nodes = cluster.node_manifests(cluster.DEFAULT_POOLS, "c1")
     gpu_nodes = [n for n in nodes if n["metadata"]["labels"].get("nvidia.com/gpu.product") == cluster.H100_PRODUCT]
-    assert len(gpu_nodes) == 2
+    assert len(gpu_nodes) == 4
     for node in gpu_nodes:
         assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
         assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
@@ -133,3 +133,76 @@ def test_crd_selection_charts_keeps_rendered_kinds_and_drops_unused_prometheus_o
 def test_unknown_crd_selection_is_a_usage_error() -> None:
     with pytest.raises(LlmopsError, match="unknown CRD selection"):
         cluster.crd_documents("some")
+
+
+# ---------------------------------------------------------------------------
+# Capacity: every shipped environment must fit the simulated pools at rest
+# ---------------------------------------------------------------------------
+
+ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
+# Test-only overlays (e.g. digests for files whose placeholders the chart refuses) layer on every environment.
+TEST_OVERLAYS = sorted((paths.REPO_ROOT / "tests" / "fixtures" / "overlays").glob("*.yaml"))
+# Under `make test` (-n 2) another worker's cluster test holds GPUs while an environment is installed.
+PARALLEL_RELEASES = 2
+
+
+@pytest.mark.parametrize("env", ENV_FILES, ids=[e.stem for e in ENV_FILES])
+def test_every_environment_fits_the_default_pools_twice_at_its_autoscalers_minimum(env: Path) -> None:
+    manifests = render.render("llmops-stack", [env, *TEST_OVERLAYS], helm="helm3", namespace="fit")
+    assert cluster.workloads(manifests), f"{env.name} renders no workload"
+    assert cluster.capacity_problems(manifests, copies=PARALLEL_RELEASES) == []
+
+
+def _deployment(name: str, replicas: int | None = None, gpus: int = 0, product: str | None = None) -> dict:
+    pod: dict = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    if gpus:
+        pod["containers"][0]["resources"]["limits"] = {"nvidia.com/gpu": str(gpus)}
+        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    if product:
+        pod["nodeSelector"] = {cluster.GPU_PRODUCT_LABEL: product}
+    spec: dict = {"template": {"spec": pod}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+
+
+def _scaler(kind: str, target: str, **spec: int) -> dict:
+    return {"kind": kind, "metadata": {"name": f"s-{target}"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, **spec}}
+
+
+def test_workloads_run_the_autoscalers_minimum_when_the_chart_leaves_replicas_unset() -> None:
+    objs = [
+        _deployment("keda"), _scaler("ScaledObject", "keda", minReplicaCount=4, maxReplicaCount=8),
+        _deployment("keda-default"), _scaler("ScaledObject", "keda-default"),
+        _deployment("hpa"), _scaler("HorizontalPodAutoscaler", "hpa", minReplicas=3, maxReplicas=5),
+        _deployment("bare"),
+        _deployment("fixed", replicas=2),
+    ]
+    got = {w.name: (w.replicas, w.autoscaler) for w in cluster.workloads(objs)}
+    assert got == {
+        "keda": (4, "ScaledObject/s-keda"),
+        "keda-default": (0, "ScaledObject/s-keda-default"),  # KEDA's own default: scale to zero
+        "hpa": (3, "HorizontalPodAutoscaler/s-hpa"),
+        "bare": (1, ""),
+        "fixed": (2, ""),
+    }
+
+
+def test_capacity_counts_the_autoscalers_minimum_not_one_pod() -> None:
+    pools = (cluster.NodePool("gpu", 1, gpus=8, labels={cluster.GPU_PRODUCT_LABEL: "H"},
+                              taints=(cluster.Taint(cluster.GPU_RESOURCE),)),)
+    objs = [_deployment("tp8", gpus=8, product="H"), _scaler("ScaledObject", "tp8", minReplicaCount=2)]
+    (problem,) = cluster.capacity_problems(objs, pools)
+    assert "Deployment tp8: 1 of 2 pods" in problem
+    assert cluster.capacity_problems([objs[0]], pools) == []  # one pod alone would fit
+
+
+def test_capacity_names_a_gpu_product_no_pool_has_and_a_lost_toleration() -> None:
+    pools = cluster.DEFAULT_POOLS
+    (problem,) = cluster.capacity_problems([_deployment("a100", gpus=1, product="NVIDIA-A100")], pools)
+    assert "Deployment a100: no simulated node matches it" in problem
+    untolerated = _deployment("gpu", gpus=1)
+    del untolerated["spec"]["template"]["spec"]["tolerations"]
+    (problem,) = cluster.capacity_problems([untolerated], pools)
+    assert "GPU taint not tolerated" in problem

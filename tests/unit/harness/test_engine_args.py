@@ -137,20 +137,54 @@ def test_a_leased_port_is_not_handed_out_again_until_released(isolated_cache: Pa
     engine.release_port(first)
 
 
-def test_host_env_keeps_engine_knobs_and_drops_in_pod_paths_and_field_refs() -> None:
-    container = {"env": [
-        {"name": "HOME", "value": "/home/vllm"},
-        {"name": "HF_HOME", "value": "/cache/huggingface"},
-        {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"},
-        {"name": "HF_HUB_OFFLINE", "value": "1"},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-    ]}  # fmt: skip
-    assert engine_args.host_env(container) == {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+# Renders whose engine containers run on the host in some tier (local-vllm in
+# the engine tier) or share its template; production files need an overlay of
+# real digests to render at all, and carry the same template env.
+HOST_RENDERS = [
+    ("llmops-stack", ()),
+    ("llmops-stack", (LOCAL_VLLM,)),
+    ("llmops-stack", (paths.VALUES_DIR / "staging.yaml",)),
+    *[("vllm", (f,)) for f in sorted((paths.CHARTS_DIR / "vllm" / "ci").glob("*-values.yaml"))],
+]
 
 
-def test_local_vllm_renders_one_engine_container_for_its_model() -> None:
+@pytest.mark.parametrize("chart,values", HOST_RENDERS, ids=lambda x: x if isinstance(x, str) else "+".join(p.name for p in x) or "defaults")
+def test_host_env_moves_every_rendered_pod_path_under_the_host_root(chart: str, values: tuple[Path, ...], tmp_path: Path) -> None:
     from llmops import render
 
-    containers = engine_args.engine_containers(render.render("llmops-stack", [LOCAL_VLLM]))
-    assert list(containers) == ["tiny"]
-    assert engine_args.host_env(containers["tiny"])["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    containers = engine_args.engine_containers(render.render(chart, values, helm="helm3"))
+    assert containers, f"{chart} {values} renders no engine container"
+    for model, c in containers.items():
+        env = engine_args.host_env(c, tmp_path)
+        # Independent of how host_env finds pod paths: no absolute path may
+        # reach the host process unless it is under the host root.
+        leaked = {k: v for k, v in env.items() if v.startswith("/") and not v.startswith(str(tmp_path) + "/")}
+        assert not leaked, f"{model}: pod paths passed to the host process unchanged: {leaked}"
+        literal = {str(e["name"]) for e in c.get("env") or [] if "value" in e}
+        assert set(env) == literal, "every literal env var reaches the host, substituted or not"
+        assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "cache" / "numba")
+        assert env["HOME"] == str(tmp_path / "home" / "vllm")
+
+
+def test_pod_path_env_is_every_value_under_a_mount_and_nothing_else(tmp_path: Path) -> None:
+    container = {
+        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "models", "mountPath": "/models/m/"}],
+        "env": [
+            {"name": "NEW_CACHE_DIR", "value": "/cache/new"},  # a path var no list names
+            {"name": "MODEL_DIR", "value": "/models/m"},
+            {"name": "CACHE_LIKE", "value": "/cachex/other"},  # a prefix of a mount is not inside it
+            {"name": "URL", "value": "http://otel:4317/cache"},
+            {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+    }
+    assert engine_args.pod_path_env(container) == {"NEW_CACHE_DIR": "/cache/new", "MODEL_DIR": "/models/m"}
+    env = engine_args.host_env(container, tmp_path)
+    assert env == {
+        "NEW_CACHE_DIR": str(tmp_path / "cache" / "new"),
+        "MODEL_DIR": str(tmp_path / "models" / "m"),
+        "CACHE_LIKE": "/cachex/other",
+        "URL": "http://otel:4317/cache",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }
+    assert (tmp_path / "cache").is_dir() and (tmp_path / "models" / "m").is_dir()

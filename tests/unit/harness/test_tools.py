@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import stat
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from llmops import tools
+from llmops import paths, tools
 from llmops.errors import ToolError
 
 
@@ -29,15 +30,19 @@ def test_every_required_tool_is_pinned_once_in_pyproject() -> None:
     assert {"helm3", "helm4", "ct", "kubectl", "yamllint", "yamale", "checkov"} <= set(specs)
     install_names = [s.install_as for s in specs.values()]
     assert len(install_names) == len(set(install_names)), "two tools install under one name"
-    assert specs["helm3"].version.startswith("v3.21.")
-    assert specs["helm4"].version.startswith("v4.2.")
-    assert specs["ct"].version.startswith("v3.14.")
+    # Majors the harness is written for; the exact pins live only in pyproject.toml.
+    assert specs["helm3"].version.startswith("v3.")
+    assert specs["helm4"].version.startswith("v4.")
+    assert specs["ct"].version.startswith("v3.")
 
 
 def test_python_entrypoint_version_comes_from_dependency_pin() -> None:
+    with paths.PYPROJECT.open("rb") as fh:
+        deps = tomllib.load(fh)["project"]["dependencies"]
+    (pin,) = [d.partition("==")[2] for d in deps if d.startswith("yamllint==")]
     spec = tools.load_specs()["yamllint"]
-    assert spec.version == "1.38.0"
-    assert spec.expect == "1.38.0"
+    assert spec.version == pin
+    assert spec.expect == pin
 
 
 def test_verify_reports_missing_tool_with_fix(isolated_cache: Path) -> None:
@@ -47,22 +52,24 @@ def test_verify_reports_missing_tool_with_fix(isolated_cache: Path) -> None:
 
 
 def test_verify_rejects_wrong_version_and_names_both(isolated_cache: Path) -> None:
-    _fake_tool(isolated_cache, "helm3", "v3.20.0")
-    status = tools.verify(tools.load_specs()["helm3"])
+    spec = tools.load_specs()["helm3"]
+    _fake_tool(isolated_cache, "helm3", "v3.0.1")
+    status = tools.verify(spec)
     assert not status.ok
-    assert status.found == "v3.20.0"
-    assert "v3.21.4" in status.detail and "--force helm3" in status.detail
+    assert status.found == "v3.0.1"
+    assert spec.version in status.detail and "--force helm3" in status.detail
 
 
 def test_verify_accepts_pinned_version(isolated_cache: Path) -> None:
-    _fake_tool(isolated_cache, "helm4", "v4.2.4")
-    status = tools.verify(tools.load_specs()["helm4"])
+    spec = tools.load_specs()["helm4"]
+    _fake_tool(isolated_cache, "helm4", spec.version)
+    status = tools.verify(spec)
     assert status.ok, status.detail
-    assert status.found == "v4.2.4"
+    assert status.found == spec.version
 
 
 def test_verify_fails_when_tool_exits_non_zero(isolated_cache: Path) -> None:
-    _fake_tool(isolated_cache, "ct", "v3.14.0", exit_code=3)
+    _fake_tool(isolated_cache, "ct", tools.load_specs()["ct"].version, exit_code=3)
     status = tools.verify(tools.load_specs()["ct"])
     assert not status.ok
     assert "exited 3" in status.detail
@@ -83,3 +90,28 @@ def test_installed_tool_reports_pinned_version(name: str) -> None:
     """The real cache (after `make bootstrap`) holds exactly the pinned versions."""
     status = tools.verify(tools.load_specs()[name])
     assert status.ok, status.detail
+
+
+def test_only_the_tools_module_runs_go_so_every_go_cache_stays_in_the_tool_cache() -> None:
+    """`go` run with the default environment writes ~/go (GOPATH) and ~/.cache/go-build (GOCACHE).
+
+    llmops.tools.go_env() points GOMODCACHE/GOCACHE into the tool cache; any
+    other place that starts `go` (a test downloading a module, a script)
+    would bypass it.
+    """
+    import ast
+
+    offenders = []
+    roots = [paths.REPO_ROOT / "src", paths.REPO_ROOT / "tests", paths.REPO_ROOT / "scripts"]
+    files = [f for r in roots for f in sorted(r.rglob("*.py"))]
+    assert len(files) > 50, "the scan found too few Python files to mean anything"
+    for f in files:
+        if f == paths.REPO_ROOT / "src" / "llmops" / "tools.py":
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            # an argv literal passed to a call: run(["go", ...]), Popen(("go", ...))
+            argv = node.args[0] if isinstance(node, ast.Call) and node.args else None
+            if isinstance(argv, (ast.List, ast.Tuple)) and argv.elts and isinstance(argv.elts[0], ast.Constant) \
+                    and argv.elts[0].value == "go":
+                offenders.append(f"{f.relative_to(paths.REPO_ROOT)}:{node.lineno}")
+    assert not offenders, f"start Go through llmops.tools (go_env) instead: {offenders}"

@@ -27,6 +27,7 @@ def test_every_environment_passes_all_validation_steps() -> None:
     assert {t.name for t in targets} >= {"local", "staging", "production-h100", "production-70b", "air-gapped"}
     results = validate.validate(targets)
     report = validate.format_text(results)
+    assert len(results) == len(targets), report
     assert all(r.ok for r in results), report
     for r in results:
         assert r.steps == {"values": "ok", "render": "ok", "kubernetes": "ok", "crd": "ok", "crosscheck": "ok"}
@@ -110,6 +111,7 @@ def test_policy_passes_every_environment_with_only_reasoned_exceptions(tmp_path:
     assert all(r.reason for r in excepted)
     # the custom checks and the Python coverage check really ran on every environment
     ran = {(r.env, r.check_id) for r in report.results}
+    assert report.envs, "policy scanned no environment"
     for env in report.envs:
         for check_id in ("CKV_LLMOPS_1", "CKV_LLMOPS_4", "CKV_LLMOPS_7", "CKV_LLMOPS_8"):
             assert (env, check_id) in ran

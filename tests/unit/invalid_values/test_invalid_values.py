@@ -91,6 +91,7 @@ def test_helm_error_paths_reads_nested_schema_reports() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_invalid_values_are_rejected_by_helm_and_llmops_validate_naming_the_path(case: Path) -> None:
     expected_paths = header(case, "expect")
+    assert expected_paths, f"{case.name} has no '# expect: <values path>' header: the path check would pass vacuously"
     expected_messages = header(case, "expect-message")
     [result] = validate.validate(
         [validate.Target(case.stem, (case,))], render_invalid=True, kube_versions=()

@@ -63,7 +63,9 @@ def test_ingress_backends_are_engine_services_with_the_named_port(render_chart, 
     manifests = render_chart(CHART, _env(env))
     services = _by_name(manifests, "Service")
     (ingress,) = render.find(manifests, "Ingress")
+    assert ingress["spec"]["rules"], f"{env}: the Ingress has no rule"
     for rule in ingress["spec"]["rules"]:
+        assert rule["http"]["paths"], f"{env}: an Ingress rule has no path"
         for path in rule["http"]["paths"]:
             backend = path["backend"]["service"]
             assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}

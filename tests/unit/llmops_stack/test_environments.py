@@ -21,7 +21,14 @@ def _env(name: str) -> Path:
     return paths.VALUES_DIR / f"{name}.yaml"
 
 
-def _pod_specs(manifests: list[render.Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _pod_specs(manifests: list[render.Manifest]) -> list[tuple[str, dict[str, Any]]]:
+    """Every pod template of MANIFESTS; never empty (a loop over nothing would check nothing)."""
+    specs = list(_iter_pod_specs(manifests))
+    assert specs, "rendered no pod template"
+    return specs
+
+
+def _iter_pod_specs(manifests: list[render.Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
     for m in manifests:
         spec = m.obj.get("spec", {})
         if m.kind == "Pod":
@@ -41,11 +48,14 @@ def _gpus(spec: dict[str, Any]) -> int:
 
 
 def _engines(manifests: list[render.Manifest]) -> list[dict[str, Any]]:
-    return [
+    """The engine Deployments; never empty (every environment and the defaults serve a model)."""
+    engines = [
         d
         for d in render.find(manifests, "Deployment")
         if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "engine"
     ]
+    assert engines, "rendered no engine Deployment"
+    return engines
 
 
 @pytest.fixture(params=ENV_FILES, ids=lambda p: p.stem)

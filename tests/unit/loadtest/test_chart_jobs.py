@@ -56,6 +56,7 @@ def test_master_service_selects_only_the_master_pod(render_chart) -> None:
     master_labels = _job(manifests, "master")["spec"]["template"]["metadata"]["labels"]
     worker_labels = _job(manifests, "worker")["spec"]["template"]["metadata"]["labels"]
     selector = svc["spec"]["selector"]
+    assert selector, "an empty selector selects every pod"
     assert all(master_labels.get(k) == v for k, v in selector.items())
     assert not all(worker_labels.get(k) == v for k, v in selector.items())
     assert svc["spec"]["ports"][0]["port"] == 5557
@@ -63,7 +64,9 @@ def test_master_service_selects_only_the_master_pod(render_chart) -> None:
 
 @pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
 def test_every_pod_meets_restricted_and_mounts_no_service_account_token(render_chart, values: Path) -> None:
-    for job in render.find(render_chart(CHART, [values]), "Job"):
+    jobs = render.find(render_chart(CHART, [values]), "Job")
+    assert jobs, f"{values.name} renders no Job"
+    for job in jobs:
         pod = job["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
@@ -106,6 +109,7 @@ def test_code_configmap_ships_the_repository_locustfile_and_modules_unchanged(re
     pod = _job(render_chart(CHART, set_values=URL), "master")["spec"]["template"]["spec"]
     items = next(v for v in pod["volumes"] if v["name"] == "code")["configMap"]["items"]
     sources = {"locustfile.py": paths.REPO_ROOT / "loadtests" / "locustfile.py"}
+    assert "locustfile.py" in {item["path"] for item in items}, items
     for item in items:
         src = sources.get(item["path"], paths.REPO_ROOT / "src" / item["path"])
         assert cm["data"][item["key"]].rstrip("\n") == src.read_text().rstrip("\n"), (

@@ -18,8 +18,6 @@ from llmops.render import RenderError
 CHART = "observability"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
 PROMTOOL_TESTS = Path(__file__).parent / "promtool"
-# Grafana's variables, replaced by values that keep the PromQL valid for promtool.
-GRAFANA_VARS = {"$__rate_interval": "5m", "$namespace": "llmops", "$model": ".*"}
 
 
 def _promtool() -> str:
@@ -77,25 +75,14 @@ def test_promtool_unit_tests_of_the_alerts_pass(render_chart, tmp_path: Path) ->
         for rule in group["rules"]:
             rule.pop("annotations", None)  # templates checked by `promtool check rules`; tests pin labels and timing
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    for test in PROMTOOL_TESTS.glob("*.test.yaml"):
+    tests = sorted(PROMTOOL_TESTS.glob("*.test.yaml"))
+    assert tests, f"no promtool unit tests (*.test.yaml) in {PROMTOOL_TESTS}: nothing would be tested"
+    for test in tests:
         shutil.copy(test, tmp_path / test.name)
         proc = subprocess.run(
             [_promtool(), "test", "rules", test.name], cwd=tmp_path, capture_output=True, text=True, check=False
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_every_dashboard_expression_parses_with_promtool(render_chart, tmp_path: Path) -> None:
-    exprs = _dashboard_exprs(render_chart(CHART))
-    assert len(exprs) >= 20
-    rules = []
-    for i, expr in enumerate(exprs):
-        for var, value in GRAFANA_VARS.items():
-            expr = expr.replace(var, value)
-        assert "$" not in expr, f"unsubstituted Grafana variable in {expr}"
-        rules.append({"record": f"dashboard:expr_{i}", "expr": expr})
-    proc = _promtool_check(tmp_path, [{"name": "dashboards", "rules": rules}])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("values", CI, ids=lambda p: p.name)

@@ -25,7 +25,9 @@ def test_ci_scenarios_render_gpu_free_pvc_free_and_schema_valid(render_chart, va
     assert kubeschema.validate_objects(objs) == []
     assert not render.find(manifests, "PersistentVolumeClaim")
     assert "nvidia.com/gpu" not in json.dumps([o for o in objs if o["kind"] == "Deployment"])
-    assert all(s["spec"]["type"] == "ClusterIP" for s in render.find(manifests, "Service"))
+    services = render.find(manifests, "Service")
+    assert services, f"{values.name} renders no Service"
+    assert all(s["spec"]["type"] == "ClusterIP" for s in services)
 
 
 def test_pdb_uses_max_unavailable_never_min_available_and_selects_the_model(render_chart) -> None:
@@ -82,31 +84,41 @@ def test_helm_test_script_is_valid_python() -> None:
     compile(code, "helm-test", "exec")
 
 
+SIMULATOR = tools.load_specs()["inference-sim"]  # the pinned llm-d-inference-sim (pyproject.toml)
+# pflag's usage lines: "      --model string   ..." and "  -h, --help".
+_HELP_FLAG = re.compile(r"^\s+(?:-\w, )?--([a-z0-9][a-z0-9_-]*)", re.MULTILINE)
+
+
 @lru_cache(maxsize=1)
 def _simulator_flags() -> frozenset[str]:
-    """Flags llm-d-inference-sim v0.10.2 accepts, read from its own parser source (Go module cache)."""
-    sim_image_tag = "v0.10.2"
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"github.com/llm-d/llm-d-inference-sim@{sim_image_tag}"],
-        capture_output=True, text=True, check=True, timeout=300,
-    )
-    src = (Path(json.loads(proc.stdout)["Dir"]) / "pkg" / "common" / "parser.go").read_text()
-    names = set(re.findall(r'f\.\w+Var\([^,]+,\s*"([a-z0-9-]+)"', src))
-    names |= set(re.findall(r'f\.Var\([^,]+,\s*"([a-z0-9-]+)"', src))
-    for toggle in re.findall(r'addToggle\(f,\s*[^,]+,\s*"([a-z0-9-]+)"', src):
-        names |= {toggle, f"no-{toggle}"}
-    assert {"model", "port", "served-model-name"} <= names, "parser source layout changed"
-    return frozenset(names)
+    """Flags the pinned llm-d-inference-sim accepts, from the binary's own --help."""
+    proc = subprocess.run([str(tools.require(SIMULATOR.install_as)), "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    names = frozenset(_HELP_FLAG.findall(proc.stdout + proc.stderr))
+    assert proc.returncode == 0 and {"model", "port", "served-model-name"} <= names, (
+        f"`llm-d-inference-sim --help` exited {proc.returncode} listing {sorted(names)}")
+    return names
 
 
 def test_simulator_args_use_only_flags_the_pinned_simulator_accepts(render_chart) -> None:
     values = Path(render.chart_path(CHART) / "ci" / "02-many-defaults-values.yaml")
-    for dep in deployments(render_chart(CHART, [values])).values():
+    deps = deployments(render_chart(CHART, [values]))
+    assert deps, f"{values.name} renders no engine"
+    for dep in deps.values():
         c = engine(dep)
-        used = {a[2:] for a in c["args"] if a.startswith("--")}
+        # The flags come from the pinned binary; the pods run the image of the same version.
+        assert c["image"].rsplit(":", 1)[-1].split("@")[0] == SIMULATOR.version, c["image"]
+        used = {a[2:].split("=", 1)[0] for a in c["args"] if a.startswith("--")}
         assert used <= _simulator_flags(), used - _simulator_flags()
         flags = flag_values(c["args"])
         assert flags["--port"] == [str(c["ports"][0]["containerPort"])]
+
+
+def test_flag_reader_sees_every_kind_of_simulator_flag() -> None:
+    flags = _simulator_flags()
+    assert {"time-to-first-token", "max-num-seqs", "lora-modules"} <= flags  # string, int and JSON flags
+    assert {"enable-sleep-mode", "no-enable-sleep-mode"} <= flags  # a toggle registers both spellings
+    assert "model-that-does-not-exist" not in flags
 
 
 def test_simulator_lora_modules_are_json_objects_naming_the_base_model(render_chart) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, render
+from llmops import kubeschema, render, tools
 
 from ._helpers import deployments, engine, env, flag_values, pod_spec
 
@@ -28,7 +28,8 @@ def test_default_values_render_simulator_with_no_gpu_and_valid_objects(render_ch
     manifests = render_chart(CHART)
     dep = _single(render_chart, {})
     c = engine(dep)
-    assert c["image"] == "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
+    # The default simulator image is the version the harness pins and runs (pyproject.toml).
+    assert c["image"] == f"ghcr.io/llm-d/llm-d-inference-sim:{tools.load_specs()['inference-sim'].version}"
     assert "command" not in c, "the simulator image's entrypoint is the simulator"
     assert "nvidia.com/gpu" not in str(c["resources"])
     assert "tolerations" not in pod_spec(dep)
