@@ -78,8 +78,8 @@ def test_unknown_tool_name_lists_the_pinned_ones() -> None:
         tools.install(["helm5"])
 
 
-@pytest.mark.parametrize("name", ["helm3", "helm4", "ct", "kubectl", "yamllint", "yamale", "checkov"])
+@pytest.mark.parametrize("name", tools.tools_for("unit"))
 def test_installed_tool_reports_pinned_version(name: str) -> None:
-    """The real cache (after `make bootstrap`) holds exactly the pinned versions."""
+    """The real cache (after `make test-unit` bootstrapped the unit set) holds exactly the pinned versions."""
     status = tools.verify(tools.load_specs()[name])
     assert status.ok, status.detail
