@@ -550,9 +550,9 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
     from kubernetes import client
     from kubernetes import config as kconfig
 
-    from llmops.loadtest.targets import kubeconfig
+    from llmops.kubeconfig import resolve
 
-    path = kubeconfig()
+    path = resolve()
     if path is None:
         raise LlmopsError("no kubeconfig: start the local cluster (`llmops cluster up`) or set KUBECONFIG")
     api = client.AppsV1Api(kconfig.new_client_from_config(config_file=path))

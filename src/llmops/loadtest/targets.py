@@ -21,10 +21,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from llmops import endpoints, tools
+from llmops.kubeconfig import resolve as kubeconfig
 from llmops.errors import LlmopsError
 
 ENGINE_SELECTOR = "app.kubernetes.io/component=engine"
@@ -53,26 +53,6 @@ def from_url(url: str, models: Sequence[str] = (), api_key: str = "", *, insecur
         base = base[: -len("/v1")]
     names = list(models) or models_at(base, api_key, insecure=insecure)
     return {m: [base] for m in names}
-
-
-def kubeconfig() -> str | None:
-    """The local cluster's kubeconfig when llmops.cluster provides one, else $KUBECONFIG / ~/.kube/config."""
-    try:
-        from llmops import cluster  # provided by the cluster lifecycle (issue 6)
-
-        for attr in ("kubeconfig_path", "kubeconfig"):
-            fn = getattr(cluster, attr, None)
-            if callable(fn):
-                path = Path(str(fn()))
-                if path.exists():
-                    return str(path)
-    except ImportError:
-        pass
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return env
-    default = Path.home() / ".kube" / "config"
-    return str(default) if default.exists() else None
 
 
 def engine_services(release: str, namespace: str) -> list[dict[str, Any]]:
