@@ -53,5 +53,8 @@ docs: ## regenerate charts/*/README.md from the `# --` comments in values.yaml (
 	@scripts/bootstrap --for docs
 	@$(LLMOPS) docs
 
+loadtest-files: ## generate charts/loadtest/files/ (the locustfile and harness modules) for a plain `helm template`/`helm package`
+	@$(LLMOPS) chart-files
+
 clean-cache: ## remove the tool cache (next bootstrap is cold)
 	rm -rf "$(LLMOPS_CACHE)"

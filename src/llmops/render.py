@@ -20,6 +20,7 @@ import yaml
 
 from llmops import paths, tools
 from llmops.errors import LlmopsError
+from llmops.loadtest import chartfiles
 
 HELM_VERSIONS = ("helm3", "helm4")
 
@@ -75,12 +76,15 @@ def _local_dependencies(chart: Path) -> list[Path]:
 
 
 def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
-    """Run `helm dependency build` for local (file://) dependencies when their sources changed.
+    """Prepare CHART for Helm: generated files (loadtest), then `helm dependency update` if local deps changed.
 
     A stamp in charts/<chart>/charts/ records a digest of every local
     dependency, so an unchanged tree costs one hash and no helm call.
     """
     chart = chart_path(chart)
+    if chart.name == chartfiles.CHART and (chart / "Chart.yaml").is_file():
+        # The loadtest chart's files/ are generated from the repository (a build step, not tracked).
+        chartfiles.generate(chart)
     deps = _local_dependencies(chart)
     if not deps:
         return
