@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmops import paths, tools
+from llmops import paths, poll, tools
 from llmops.errors import LlmopsError, ToolError
 
 ENGINE_TOOL = "vllm"
@@ -316,22 +315,16 @@ class EngineServer:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise LlmopsError(
                     f"vLLM server exited with {self.proc.returncode} before /health answered; "
                     f"last log lines ({self.log}):\n{self.tail()}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.5)
-        raise LlmopsError(f"timed out after {timeout:.0f}s waiting for {self.url}/health; log tail:\n{self.tail()}")
+            return poll.http_ok(f"{self.url}/health")
+
+        poll.until(f"{self.url}/health", healthy, timeout=timeout, interval=0.5, describe=lambda: f"log tail:\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         try:

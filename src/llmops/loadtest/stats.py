@@ -31,7 +31,8 @@ GUIDELLM_NAMES = {
 }
 
 
-# statistics.quantiles cuts at i/_RESOLUTION: percentiles to 0.01 exactly.
+# statistics.quantiles cuts at i/n: n = 100 for whole percentiles, else
+# 10 000 (percentiles to 0.01 exactly).
 _RESOLUTION = 10_000
 
 
@@ -54,12 +55,13 @@ def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
         return [math.nan for _ in qs]
     if len(values) == 1:
         return [float(values[0]) for _ in qs]
-    cuts = statistics.quantiles(values, n=_RESOLUTION, method="inclusive")
+    n = 100 if all(float(q).is_integer() for q in qs) else _RESOLUTION
+    cuts = statistics.quantiles(values, n=n, method="inclusive")
     low, high = min(values), max(values)
     out = []
     for q in qs:
-        i = round(q * 100)
-        out.append(float(low) if i == 0 else float(high) if i == _RESOLUTION else cuts[i - 1])
+        i = round(q * n / 100)
+        out.append(float(low) if i == 0 else float(high) if i == n else cuts[i - 1])
     return out
 
 

@@ -16,19 +16,19 @@ import json
 import os
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llmops import endpoints, tools
+from llmops import endpoints, poll, tools
 from llmops.kubeconfig import resolve as kubeconfig
 from llmops.errors import LlmopsError
 
 ENGINE_SELECTOR = "app.kubernetes.io/component=engine"
 MODEL_LABEL = "llmops.io/model"
+PORT_FORWARD_TIMEOUT_S = 20.0
 
 
 def models_at(url: str, api_key: str = "", timeout: float = 10.0, *, insecure: bool = False) -> list[str]:
@@ -127,16 +127,19 @@ def _port_forward(namespace: str, service: str, port: int) -> tuple[str, subproc
     if (cfg := kubeconfig()) is not None:
         env["KUBECONFIG"] = cfg
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise LlmopsError(
                 f"kubectl port-forward to {namespace}/{service} failed: {err.strip()}; on the local (kwok) "
                 "provider start the release's endpoints first (`llmops endpoints up`)"
             )
-        if not endpoints.port_is_free(local):
-            return f"http://127.0.0.1:{local}", proc
-        time.sleep(0.1)
-    proc.terminate()
-    raise LlmopsError(f"kubectl port-forward to {namespace}/{service} did not listen within 20s")
+        return not endpoints.port_is_free(local)
+
+    try:
+        poll.until(f"kubectl port-forward to {namespace}/{service} to listen on {local}", listening,
+                   timeout=PORT_FORWARD_TIMEOUT_S, interval=0.1)
+    except poll.PollTimeout:
+        proc.terminate()
+        raise
+    return f"http://127.0.0.1:{local}", proc
