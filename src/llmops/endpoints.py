@@ -555,10 +555,7 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
 
 
 def _is_simulator(pid: int) -> bool:
-    try:
-        return SIMULATOR in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
+    return any(SIMULATOR in arg for arg in procs.command_line(pid))
 
 
 def stop_registered(release: str | None = None, namespace: str | None = None, path: Path | None = None) -> list[str]:

@@ -342,17 +342,21 @@ class EngineServer:
             return
         # Signal the group even if the API server already exited: the engine
         # core is a child process in the same session and must not outlive it.
+        def group_gone() -> bool:
+            proc.poll()  # reap the leader so the group can empty
+            return not _group_alive(proc.pid)
+
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(proc.pid):
-                proc.poll()
-                time.sleep(0.2)
-            if not _group_alive(proc.pid):
+            try:
+                poll.until(f"engine process group {proc.pid} to exit after {sig.name}", group_gone, timeout=wait,
+                           interval=0.2)
                 break
+            except poll.PollTimeout:
+                continue
         proc.poll()
         release_port(self.port)
 
