@@ -172,9 +172,9 @@ def _resource_id(kind: str, namespace: str, name: str) -> str:
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 
-def _policy_annotations(target: Target) -> dict[str, str]:
-    """What the checks need to know from the values: environment tier, GPU resource name and taint."""
-    values = values_schema.effective_values(list(target.files))
+def _policy_annotations(target: Target, helm: str = "helm3") -> dict[str, str]:
+    """What the checks need to know from the values (as Helm computed them): environment tier, GPU resource and taint."""
+    values = render.computed_values(values_schema.UMBRELLA, list(target.files), helm=helm)
     glob = values.get("global") if isinstance(values.get("global"), dict) else {}
     gpu = glob.get("gpu") if isinstance(glob.get("gpu"), dict) else {}
     taint = gpu.get("taint") if isinstance(gpu.get("taint"), dict) else {}
@@ -212,7 +212,7 @@ def render_targets(
                 f"{t.name}: {helm} cannot render it, so it cannot be policy-checked "
                 f"(`llmops validate` on the same values says why):\n{exc}", exc.stderr
             ) from exc
-        return t.name, (manifests, _policy_annotations(t))
+        return t.name, (manifests, _policy_annotations(t, helm))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, targets))
