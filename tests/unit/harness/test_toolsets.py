@@ -90,3 +90,41 @@ def test_every_tool_in_a_set_has_a_cold_figure_in_benchmarks_md() -> None:
     seeds = tools.seed_seconds()
     missing = [n for n in tools.tools_for("all") if n not in seeds and tools.load_specs()[n].kind != "python-entrypoint"]
     assert not missing, f"add a cold-install row to docs/benchmarks.md for {missing}"
+
+
+def test_install_overlaps_download_bound_kinds_with_go_builds_and_records_durations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "cache"))
+    running: set[str] = set()
+    overlapped: list[set[str]] = []
+    lock = threading.Lock()
+
+    def fake(spec: tools.ToolSpec, log: Path, hb: object) -> Path:
+        with lock:
+            running.add(spec.kind)
+            overlapped.append(set(running))
+        time.sleep(0.3)
+        with lock:
+            running.discard(spec.kind)
+        out = tmp_path / "out" / spec.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"#!/bin/sh\necho {spec.expect}\n")
+        out.chmod(0o755)
+        return out
+
+    monkeypatch.setitem(tools.INSTALLERS, "go", fake)
+    monkeypatch.setitem(tools.INSTALLERS, "pip-venv", fake)
+    specs = {n: s for n, s in tools.load_specs().items() if n in {"helm-docs", "checkov"}}
+    for name in specs:  # plain version output for the fake binaries
+        specs[name] = tools.ToolSpec(**{**specs[name].__dict__, "verify": ("--version",), "kind": specs[name].kind})
+    lines: list[str] = []
+    results = tools.install(["helm-docs", "checkov"], specs=specs, progress=lines.append)
+    assert [r.name for r in results] == ["helm-docs", "checkov"]
+    assert any(s == {"go", "pip-venv"} for s in overlapped), "checkov's venv must install while the Go build runs"
+    assert any("installing (go); expected ~" in line for line in lines)
+    timings = (tmp_path / "cache" / "timings.json").read_text()
+    assert "helm-docs v1.14.2" in timings and "checkov 3.3.30" in timings
