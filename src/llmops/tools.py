@@ -240,7 +240,7 @@ def _install_go(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     out_bin = spec.home / "bin"
     out_bin.mkdir(exist_ok=True)
     pkgs = list(spec.get("packages", {}).values())
-    total = _go_package_count(pkgs, env, src)
+    total = _go_package_count(hb, pkgs, env, src, log)
     for binary, pkg in spec.get("packages", {}).items():
         hb.run(["go", "build", "-v", *_ldflags(spec), "-o", str(out_bin / binary), pkg], step=f"go build {binary}",
                env=env, cwd=src, log=log, describe=go_build_progress(total))
@@ -251,10 +251,14 @@ def _install_go(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     return out_bin / spec.get("binary", spec.name)
 
 
-def _go_package_count(pkgs: list[str], env: dict[str, str], cwd: Path) -> int | None:
+def _go_package_count(hb: Heartbeat, pkgs: list[str], env: dict[str, str], cwd: Path, log: Path) -> int | None:
     """How many packages (standard library included) the build needs; None if `go list` fails."""
-    proc = subprocess.run(["go", "list", "-deps", *pkgs], env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    return len(proc.stdout.split()) if proc.returncode == 0 else None
+    try:
+        out = hb.run(["go", "list", "-deps", *pkgs], step="go list -deps (counting packages)", env=env, cwd=cwd,
+                     log=log, describe=lambda s: f"{s.lines} packages so far")
+    except ToolError:
+        return None
+    return len([line for line in out.splitlines() if line.strip() and not line.startswith("go: ")])
 
 
 def _install_python_entrypoint(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
