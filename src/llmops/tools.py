@@ -637,8 +637,21 @@ def require(name: str) -> Path:
     """Path of an installed tool by its install name (e.g. ``helm3``), or a ToolError saying how to get it."""
     path = paths.tool_path(name)
     if not path.exists():
-        raise ToolError(f"{name} is not installed at {path}; run `make bootstrap` (or `llmops tools install`)")
+        raise ToolError(f"{name} is not installed at {path}; {_how_to_install(name)}")
     return path
+
+
+def _how_to_install(install_name: str) -> str:
+    """The command that installs the tool providing INSTALL_NAME, naming the sets it belongs to."""
+    try:
+        specs = load_specs()
+    except ToolError:
+        specs = {}
+    for spec in specs.values():
+        if install_name in {spec.install_as, *spec.get("aliases", []), *spec.get("packages", {})}:
+            sets = f" (tool sets: {', '.join(spec.sets)})" if spec.sets else ""
+            return f"run `llmops tools install {spec.name}`{sets} or `make bootstrap`"
+    return "run `make bootstrap` (or `llmops tools install`)"
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:

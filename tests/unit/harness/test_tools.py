@@ -83,3 +83,8 @@ def test_installed_tool_reports_pinned_version(name: str) -> None:
     """The real cache (after `make test-unit` bootstrapped the unit set) holds exactly the pinned versions."""
     status = tools.verify(tools.load_specs()[name])
     assert status.ok, status.detail
+
+
+def test_require_names_the_tool_table_and_its_sets_for_an_alias(isolated_cache: Path) -> None:
+    with pytest.raises(ToolError, match=r"llmops tools install kube-control-plane` \(tool sets: demo, cluster, e2e\)"):
+        tools.require("kube-scheduler")
