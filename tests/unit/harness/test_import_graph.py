@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from llmops import paths
 
 SRC = paths.REPO_ROOT / "src"
@@ -69,3 +71,16 @@ def test_endpoints_and_load_test_targets_share_the_kubeconfig_lookup_below_both(
     graph = import_graph()
     assert "llmops.kubeconfig" in graph["llmops.endpoints"] and "llmops.kubeconfig" in graph["llmops.loadtest.targets"]
     assert "llmops.loadtest.targets" not in graph["llmops.endpoints"]
+
+
+def test_kubeconfig_follows_llmops_cluster_then_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops import cluster, kubeconfig
+
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LLMOPS_CLUSTER", "mine")
+    monkeypatch.setenv("KUBECONFIG", "/elsewhere/config")
+    assert kubeconfig.resolve() == "/elsewhere/config"  # no local cluster "mine" yet
+    path = cluster.kubeconfig_path("mine")
+    path.parent.mkdir(parents=True)
+    path.write_text("apiVersion: v1\n")
+    assert kubeconfig.resolve() == str(path)
