@@ -1,5 +1,7 @@
-# Entry points for people and CI. Every target installs what it needs first
-# (scripts/bootstrap is idempotent and takes seconds when the cache is warm).
+# Entry points for people and CI. Every target installs the tool set it needs
+# first (`scripts/bootstrap --for SET`; the sets are [tool.llmops.toolsets] in
+# pyproject.toml, `llmops tools sets` lists them). Bootstrap is idempotent and
+# takes seconds when the cache is warm.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,34 +17,44 @@ LLMOPS := $(PY) -m llmops
 # pytest-xdist: two workers on this two-core machine; override with JOBS=1.
 JOBS ?= auto
 
-.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs clean-cache
+.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs loadtest-files clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-bootstrap: ## install the virtualenv and every pinned tool into $(LLMOPS_CACHE)
-	@scripts/bootstrap
+bootstrap: ## install the virtualenv and every tool of every set into $(LLMOPS_CACHE)
+	@scripts/bootstrap --for all
 
-demo: bootstrap ## the main job: local cluster, install values/local.yaml, load test, report
+demo: ## the main job: local cluster, install values/local.yaml, load test, report
+	@scripts/bootstrap --for demo
 	@$(LLMOPS) demo
 
-test: bootstrap ## every test tier (unit, cluster, e2e, engine)
+test: ## every test tier (unit, cluster, e2e, engine)
+	@scripts/bootstrap --for all
 	@$(PYTEST) -n $(JOBS) --dist loadgroup tests
 
-test-unit: bootstrap ## fast tier: render, schema, policy; no cluster
+test-unit: ## fast tier: render, schema, policy; no cluster
+	@scripts/bootstrap --for unit
 	@$(PYTEST) -n $(JOBS) -m unit tests
 
-test-cluster: bootstrap ## charts on a real API server
+test-cluster: ## charts on a real API server
+	@scripts/bootstrap --for cluster
 	@$(PYTEST) -m cluster tests
 
-test-e2e: bootstrap ## load tests and autoscaling
+test-e2e: ## load tests and autoscaling
+	@scripts/bootstrap --for e2e
 	@$(PYTEST) -m e2e tests
 
-test-engine: bootstrap ## the real vLLM engine on the CPU
+test-engine: ## the real vLLM engine on the CPU
+	@scripts/bootstrap --for engine
 	@$(PYTEST) -m engine tests
 
-docs: bootstrap ## regenerate charts/*/README.md from the `# --` comments in values.yaml (helm-docs)
+docs: ## regenerate charts/*/README.md from the `# --` comments in values.yaml (helm-docs)
+	@scripts/bootstrap --for docs
 	@$(LLMOPS) docs
+
+loadtest-files: ## generate charts/loadtest/files/ (the locustfile and harness modules) for a plain `helm template`/`helm package`
+	@$(LLMOPS) chart-files
 
 clean-cache: ## remove the tool cache (next bootstrap is cold)
 	rm -rf "$(LLMOPS_CACHE)"

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from llmops import paths, procs, tools
+from llmops import paths, poll, procs, tools
 from llmops.errors import LlmopsError, ToolError
 
 DEFAULT_NAME = "llmops"
@@ -526,16 +526,7 @@ def docker_available() -> bool:
 
 
 def _wait(what: str, timeout: float, probe: Any, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            if probe():
-                return
-        except (LlmopsError, subprocess.TimeoutExpired) as exc:
-            last = str(exc)
-        time.sleep(interval)
-    raise LlmopsError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"; last error: {last}" if last else ""))
+    poll.until(what, probe, timeout=timeout, interval=interval, retry_on=(LlmopsError, subprocess.TimeoutExpired))
 
 
 def api_ready(name: str = DEFAULT_NAME) -> bool:

@@ -30,19 +30,15 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmops import paths, procs, tools
+from llmops import paths, poll, procs, tools
 from llmops.errors import LlmopsError
 
 PORT_RANGE = range(18000, 18100)
@@ -221,28 +217,18 @@ class Simulator:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll ``/health`` until it answers 200; fail fast if the process exits."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def healthy() -> bool:
             if not self.alive():
                 code = self.process.returncode if self.process else None
                 raise LlmopsError(
                     f"simulator for {self.config.model} on port {self.port} exited (code {code}) before /health "
                     f"answered; its log {self.log_path}:\n{self.log_tail()}"
                 )
-            try:
-                # loopback readiness only: a self-signed simulator certificate is expected
-                ctx = ssl._create_unverified_context() if self.tls else None  # noqa: S323
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2, context=ctx) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise LlmopsError(
-                    f"simulator for {self.config.model} on {self.url}: /health did not answer 200 within "
-                    f"{timeout:.0f}s (waiting for readiness); log {self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+            # loopback readiness only: a self-signed simulator certificate is expected
+            return poll.http_ok(f"{self.url}/health", insecure=self.tls)
+
+        poll.until(f"simulator for {self.config.model} on {self.url}: /health to answer 200", healthy,
+                   timeout=timeout, interval=0.05, describe=lambda: f"log {self.log_path}:\n{self.log_tail()}")
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         procs.stop_process(self.process, timeout)
@@ -550,9 +536,9 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
     from kubernetes import client
     from kubernetes import config as kconfig
 
-    from llmops.loadtest.targets import kubeconfig
+    from llmops.kubeconfig import resolve
 
-    path = kubeconfig()
+    path = resolve()
     if path is None:
         raise LlmopsError("no kubeconfig: start the local cluster (`llmops cluster up`) or set KUBECONFIG")
     api = client.AppsV1Api(kconfig.new_client_from_config(config_file=path))
@@ -569,10 +555,7 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
 
 
 def _is_simulator(pid: int) -> bool:
-    try:
-        return SIMULATOR in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
+    return any(SIMULATOR in arg for arg in procs.command_line(pid))
 
 
 def stop_registered(release: str | None = None, namespace: str | None = None, path: Path | None = None) -> list[str]:

@@ -12,21 +12,21 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops import paths, tools
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmops import paths, poll, tools
 from llmops.errors import LlmopsError, ToolError
 
 ENGINE_TOOL = "vllm"
@@ -315,22 +315,16 @@ class EngineServer:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise LlmopsError(
                     f"vLLM server exited with {self.proc.returncode} before /health answered; "
                     f"last log lines ({self.log}):\n{self.tail()}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.5)
-        raise LlmopsError(f"timed out after {timeout:.0f}s waiting for {self.url}/health; log tail:\n{self.tail()}")
+            return poll.http_ok(f"{self.url}/health")
+
+        poll.until(f"{self.url}/health", healthy, timeout=timeout, interval=0.5, describe=lambda: f"log tail:\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -348,17 +342,21 @@ class EngineServer:
             return
         # Signal the group even if the API server already exited: the engine
         # core is a child process in the same session and must not outlive it.
+        def group_gone() -> bool:
+            proc.poll()  # reap the leader so the group can empty
+            return not _group_alive(proc.pid)
+
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(proc.pid):
-                proc.poll()
-                time.sleep(0.2)
-            if not _group_alive(proc.pid):
+            try:
+                poll.until(f"engine process group {proc.pid} to exit after {sig.name}", group_gone, timeout=wait,
+                           interval=0.2)
                 break
+            except poll.PollTimeout:
+                continue
         proc.poll()
         release_port(self.port)
 
@@ -380,21 +378,13 @@ def _group_alive(pgid: int) -> bool:
 
 
 
-_SAMPLE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Samples of a Prometheus text exposition: (series name, labels, value); comments skipped."""
-    out = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match:
-            labels = dict(_LABEL.findall(match.group(2) or ""))
-            out.append((match.group(1), labels, float(match.group(3))))
-    return out
+    """Samples of a Prometheus text exposition: (series name, labels, value), via prometheus_client's parser."""
+    return [
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 def metric_total(text: str, name: str, **labels: str) -> float:

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from llmops import paths
 from llmops.render import Manifest
 
 
@@ -61,34 +58,18 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's values merge: maps merge key by key, anything else (lists too) replaces; null deletes."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text()) if path.exists() else None
-    return data if isinstance(data, dict) else {}
-
-
 def vllm_values(values_files: Sequence[str | Path] = (), overlay: Mapping[str, Any] | None = None,
-                umbrella: str = "llmops-stack") -> dict[str, Any]:
-    """The effective ``vllm`` values of the umbrella: subchart defaults < umbrella defaults < files < overlay."""
-    merged = _load(paths.CHARTS_DIR / "vllm" / "values.yaml")
-    layers = [_load(paths.CHARTS_DIR / umbrella / "values.yaml")]
-    layers += [_load(Path(f)) for f in values_files]
-    layers += [dict(overlay or {})]
-    for layer in layers:
-        merged = deep_merge(merged, layer.get("vllm") or {})
-    return merged
+                umbrella: str = "llmops-stack", helm: str = "helm3") -> dict[str, Any]:
+    """The ``vllm`` section of the values Helm renders the umbrella with (files, then OVERLAY on top).
+
+    Helm computes them (``render.computed_values``): subchart defaults,
+    umbrella defaults, the files and the overlay, coalesced by Helm itself.
+    """
+    from llmops import render  # render pulls helm
+
+    section = render.computed_values(umbrella, values_files, helm=helm, set_values=dict(overlay) if overlay else None)
+    vllm = section.get("vllm")
+    return dict(vllm) if isinstance(vllm, Mapping) else {}
 
 
 def resolved_models(values: Mapping[str, Any]) -> list[dict[str, Any]]:

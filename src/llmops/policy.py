@@ -18,7 +18,8 @@ run here in Python over the same render and land in the same reports:
 Exceptions (``policies/exceptions.yaml``) turn a failure into a documented
 "excepted" result; every entry needs a reason, and entries that match
 nothing are reported as stale. Reports: text summary, JSON, JUnit XML and
-SARIF under ``--report-dir``.
+SARIF under ``--report-dir``; checkov's own writers produce the JUnit XML and
+SARIF (an exception is checkov's "skipped" with the reason as its comment).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -172,9 +172,9 @@ def _resource_id(kind: str, namespace: str, name: str) -> str:
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 
-def _policy_annotations(target: Target) -> dict[str, str]:
-    """What the checks need to know from the values: environment tier, GPU resource name and taint."""
-    values = values_schema.effective_values(list(target.files))
+def _policy_annotations(target: Target, helm: str = "helm3") -> dict[str, str]:
+    """What the checks need to know from the values (as Helm computed them): environment tier, GPU resource and taint."""
+    values = render.computed_values(values_schema.UMBRELLA, list(target.files), helm=helm)
     glob = values.get("global") if isinstance(values.get("global"), dict) else {}
     gpu = glob.get("gpu") if isinstance(glob.get("gpu"), dict) else {}
     taint = gpu.get("taint") if isinstance(gpu.get("taint"), dict) else {}
@@ -212,7 +212,7 @@ def render_targets(
                 f"{t.name}: {helm} cannot render it, so it cannot be policy-checked "
                 f"(`llmops validate` on the same values says why):\n{exc}", exc.stderr
             ) from exc
-        return t.name, (manifests, _policy_annotations(t))
+        return t.name, (manifests, _policy_annotations(t, helm))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, targets))
@@ -412,54 +412,55 @@ def to_json(report: PolicyReport) -> dict[str, Any]:
     }
 
 
-def to_junit(report: PolicyReport) -> str:
-    root = ET.Element("testsuites", name="llmops policy")
-    for env in report.envs:
-        rows = [r for r in report.results if r.env == env]
-        suite = ET.SubElement(root, "testsuite", name=env, tests=str(len(rows)),
-                              failures=str(sum(r.status == "failed" for r in rows)),
-                              skipped=str(sum(r.status == "excepted" for r in rows)))
-        for r in rows:
-            case = ET.SubElement(suite, "testcase", classname=f"{env}.{r.check_id}", name=f"{r.check_id} {r.resource}")
-            if r.status == "failed":
-                failure = ET.SubElement(case, "failure", message=r.check_name, type=r.check_id)
-                failure.text = "\n".join(r.details or [r.check_name]) + (f"\nsource: {r.source}" if r.source else "")
-            elif r.status == "excepted":
-                ET.SubElement(case, "skipped", message=f"exception: {r.reason}")
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+# Runs in checkov's own virtualenv (its pins clash with ours): checkov's Report,
+# Record and Sarif classes write the JUnit XML and SARIF files, so the formats
+# are exactly what checkov itself produces. Our results come in as JSON on
+# stdin; an exception becomes checkov's SKIPPED result with the reason as its
+# suppress_comment (how checkov reports its own skip annotations), and the
+# Python checks (CKV_LLMOPS_8) are records like any other. One test suite per
+# environment.
+_CHECKOV_WRITER = """
+import json, sys
+from checkov.common.models.enums import CheckResult
+from checkov.common.output.record import Record
+from checkov.common.output.report import Report
+from checkov.common.output.sarif import Sarif
 
-
-def to_sarif(report: PolicyReport) -> dict[str, Any]:
-    rules: dict[str, dict[str, Any]] = {}
-    results = []
-    for r in report.results:
-        if r.status == "passed":
+data = json.load(sys.stdin)
+status = {"passed": CheckResult.PASSED, "failed": CheckResult.FAILED, "excepted": CheckResult.SKIPPED}
+reports = []
+for env in data["envs"]:
+    report = Report(env)
+    for r in data["results"]:
+        if r["env"] != env:
             continue
-        rule = rules.setdefault(r.check_id, {"id": r.check_id, "name": r.check_id,
-                                             "shortDescription": {"text": r.check_name or r.check_id}})
-        if r.guideline:
-            rule["helpUri"] = r.guideline
-        entry: dict[str, Any] = {
-            "ruleId": r.check_id,
-            "level": "error",
-            "message": {"text": f"{r.env}: {r.resource}: " + ("; ".join(r.details) or r.check_name)},
-            "locations": [{
-                "physicalLocation": {"artifactLocation": {"uri": r.source or f"values/{r.env}.yaml"},
-                                     "region": {"startLine": 1}},
-                "logicalLocations": [{"fullyQualifiedName": f"{r.env}/{r.resource}", "kind": "resource"}],
-            }],
-        }
-        if r.status == "excepted":
-            entry["suppressions"] = [{"kind": "external", "justification": r.reason}]
-        results.append(entry)
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "llmops-policy", "informationUri": "https://www.checkov.io/",
-                                      "rules": list(rules.values())}},
-                  "results": results}],
-    }
+        result = {"result": status[r["status"]]}
+        if r["status"] == "excepted":
+            result["suppress_comment"] = "exception: " + r["reason"]
+        path = "/" + (r["source"] or "values/" + env + ".yaml")
+        # checkov puts the offending snippet in code_block; ours are the details (what is wrong).
+        block = [(i, line + "\\n") for i, line in enumerate(r["details"], start=1)]
+        record = Record(check_id=r["check_id"], check_name=r["check_name"] or r["check_id"], check_result=result,
+                        code_block=block, file_path=path, file_line_range=[1, 1], resource=env + "/" + r["resource"],
+                        evaluations=None, check_class="", file_abs_path=path, details=r["details"] or None)
+        record.guideline = r["guideline"] or None
+        report.add_record(record)
+    reports.append(report)
+with open(sys.argv[1], "w") as fh:
+    fh.write(Report.get_junit_xml_string([rep.get_test_suite() for rep in reports]))
+with open(sys.argv[2], "w") as fh:
+    json.dump(Sarif(reports, tool="llmops policy (checkov)").json, fh, indent=2)
+"""
+
+
+def write_checkov_formats(report: PolicyReport, junit: Path, sarif: Path) -> None:
+    """JUnit XML and SARIF of REPORT, written by checkov's own output classes."""
+    python = tools.require("checkov").resolve().parent / "python"
+    payload = json.dumps({"envs": report.envs, "results": [asdict(r) for r in report.results]})
+    proc = subprocess.run([str(python), "-c", _CHECKOV_WRITER, str(junit), str(sarif)], input=payload,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ToolError(f"checkov's report writers failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
 
 
 def write_reports(report: PolicyReport, directory: Path) -> dict[str, Path]:
@@ -472,6 +473,5 @@ def write_reports(report: PolicyReport, directory: Path) -> dict[str, Path]:
     }
     files["summary"].write_text(summary_text(report) + "\n")
     files["json"].write_text(json.dumps(to_json(report), indent=2) + "\n")
-    files["junit"].write_text(to_junit(report) + "\n")
-    files["sarif"].write_text(json.dumps(to_sarif(report), indent=2) + "\n")
+    write_checkov_formats(report, files["junit"], files["sarif"])
     return files

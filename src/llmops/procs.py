@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -23,16 +23,20 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
 
 def pid_alive(pid: Any) -> bool:
     """Whether PID names a running process (not a zombie); anything but a positive int is not one."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        # A zombie child of ours counts as gone.
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.AccessDenied:
         return True
-    # A zombie child of ours counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
+    except psutil.Error:  # NoSuchProcess and friends
         return False
+
+
+def command_line(pid: int) -> list[str]:
+    """PID's argv, or [] when it is gone or unreadable (recycled pids are checked by name with this)."""
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return []

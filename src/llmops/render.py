@@ -6,9 +6,11 @@ test suite that asks for the same render many times pays for it once.
 
 from __future__ import annotations
 
+import copy as copy_module
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -20,6 +22,7 @@ import yaml
 
 from llmops import paths, tools
 from llmops.errors import LlmopsError
+from llmops.loadtest import chartfiles
 
 HELM_VERSIONS = ("helm3", "helm4")
 
@@ -75,12 +78,15 @@ def _local_dependencies(chart: Path) -> list[Path]:
 
 
 def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
-    """Run `helm dependency build` for local (file://) dependencies when their sources changed.
+    """Prepare CHART for Helm: generated files (loadtest), then `helm dependency update` if local deps changed.
 
     A stamp in charts/<chart>/charts/ records a digest of every local
     dependency, so an unchanged tree costs one hash and no helm call.
     """
     chart = chart_path(chart)
+    if chart.name == chartfiles.CHART and (chart / "Chart.yaml").is_file():
+        # The loadtest chart's files/ are generated from the repository (a build step, not tracked).
+        chartfiles.generate(chart)
     deps = _local_dependencies(chart)
     if not deps:
         return
@@ -177,6 +183,49 @@ def _helm_template(
     if proc.returncode != 0:
         raise RenderError(proc.stderr.strip() or f"helm template exited {proc.returncode}", proc.stderr)
     return parse_manifests(proc.stdout)
+
+
+# A template that prints .Values: what Helm computed from the chart's defaults,
+# its subcharts' defaults (under their aliases, globals copied in) and the
+# values files, exactly as every other template of the chart sees them.
+_VALUES_TEMPLATE = "templates/zz-llmops-computed-values.yaml"
+
+
+def computed_values(
+    chart: str | Path,
+    values: Sequence[str | Path] = (),
+    *,
+    helm: str = "helm3",
+    set_values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values Helm renders CHART with, asked from Helm itself.
+
+    A temporary copy of the chart gets one extra template, ``{{ toJson .Values }}``,
+    rendered alone with ``--show-only``. Helm validates values.schema.json
+    and runs the chart's validateValues before printing anything, so this is
+    for values Helm accepts; ``values_schema`` explains the ones it refuses.
+    """
+    chart = chart_path(chart)
+    ensure_dependencies(chart, helm)
+    files = [Path(v) for v in values]
+    overlay = yaml.safe_dump(set_values) if set_values else ""
+    key = hashlib.sha256("\0".join([helm, _tree_digest(chart), overlay, *(f.read_text() for f in files)]).encode()).hexdigest()
+    if key not in _VALUES_CACHE:
+        with tempfile.TemporaryDirectory(prefix="llmops-values-") as tmp:
+            copy = Path(tmp) / chart.name
+            shutil.copytree(chart, copy, symlinks=True)
+            (copy / _VALUES_TEMPLATE).write_text("{{ toJson .Values }}\n")
+            if overlay:
+                files.append(Path(tmp) / "set-values.yaml")
+                files[-1].write_text(overlay)
+            manifests = _helm_template(helm, copy, files, "llmops", "llmops", ["--show-only", _VALUES_TEMPLATE])
+        if len(manifests) != 1:
+            raise RenderError(f"helm printed {len(manifests)} documents for {_VALUES_TEMPLATE}, expected 1", "")
+        _VALUES_CACHE[key] = manifests[0].obj
+    return copy_module.deepcopy(_VALUES_CACHE[key])
+
+
+_VALUES_CACHE: dict[str, dict[str, Any]] = {}
 
 
 def parse_manifests(text: str) -> list[Manifest]:

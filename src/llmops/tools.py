@@ -47,6 +47,7 @@ from typing import Any
 
 from llmops import paths
 from llmops.errors import ToolError
+from llmops.heartbeat import Heartbeat, fmt_duration, go_build_progress
 
 Progress = Callable[[str], None]
 
@@ -64,6 +65,7 @@ class ToolSpec:
     verify: tuple[str, ...]
     expect: str
     raw: dict[str, Any] = field(repr=False, compare=False)
+    sets: tuple[str, ...] = ()
 
     @property
     def home(self) -> Path:
@@ -89,9 +91,26 @@ class ToolStatus:
     seconds: float = 0.0
 
 
-def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
+ALL = "all"
+
+
+def _pyproject(pyproject: Path) -> dict[str, Any]:
     with pyproject.open("rb") as fh:
-        data = tomllib.load(fh)
+        return tomllib.load(fh)
+
+
+def load_toolsets(pyproject: Path = paths.PYPROJECT) -> dict[str, str]:
+    """``[tool.llmops.toolsets]``: set name -> the command that needs it."""
+    sets = _pyproject(pyproject).get("tool", {}).get("llmops", {}).get("toolsets", {})
+    if ALL in sets:
+        raise ToolError(f"{pyproject}: [tool.llmops.toolsets] must not define {ALL!r} (it means every set)")
+    return {str(k): str(v) for k, v in sets.items()}
+
+
+def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
+    """Every ``[tool.llmops.tools.<name>]`` table; a table without a valid ``for`` list fails here."""
+    data = _pyproject(pyproject)
+    toolsets = load_toolsets(pyproject)
     tables: dict[str, dict[str, Any]] = data.get("tool", {}).get("llmops", {}).get("tools", {})
     specs: dict[str, ToolSpec] = {}
     for name, raw in tables.items():
@@ -104,8 +123,29 @@ def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
             verify=tuple(raw.get("verify", ["--version"])),
             expect=str(raw.get("expect", "{version}")).format(version=version),
             raw=raw,
+            sets=_tool_sets(pyproject, name, raw, toolsets),
         )
     return specs
+
+
+def _tool_sets(pyproject: Path, name: str, raw: dict[str, Any], toolsets: dict[str, str]) -> tuple[str, ...]:
+    where = f"{pyproject.name}: [tool.llmops.tools.{name}]"
+    allowed = ", ".join(sorted(toolsets))
+    if "optional" in raw:
+        raise ToolError(f"{where}: `optional` was replaced by `for`; write `for = []` (install only when named)")
+    if "for" not in raw:
+        raise ToolError(
+            f"{where}: missing `for = [...]`: name the tool sets whose command runs this tool "
+            f"(one or more of {allowed}), or `for = []` to install it only when named"
+        )
+    sets = raw["for"]
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        raise ToolError(f"{where}: `for` must be a list of set names ({allowed})")
+    unknown = sorted(set(sets) - set(toolsets))
+    if unknown:
+        raise ToolError(f"{where}: `for` names unknown set(s) {', '.join(unknown)}; "
+                        f"sets are {allowed} (declared in [tool.llmops.toolsets])")
+    return tuple(sets)
 
 
 def _python_pin(data: dict[str, Any], distribution: str) -> str:
@@ -164,13 +204,15 @@ def _ldflags(spec: ToolSpec) -> list[str]:
     return ["-ldflags", str(flags).format(version=spec.version)] if flags else []
 
 
-def _install_go(spec: ToolSpec, log: Path) -> Path:
+def _install_go(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     """Build ``packages`` from a generated wrapper module that requires MODULE@VERSION.
 
     Plain ``go install pkg@version`` asks the proxy for the module's version
     list (a deprecation check) and the registry reachable here refuses that;
     a wrapper module needs only the pinned version. The same wrapper carries
     the ``replace`` lines that modules like Kubernetes or KEDA need.
+    ``go build -v`` names each package it compiles: the heartbeat reports the
+    count against ``go list -deps`` and the last one.
     """
     _require_go()
     src = spec.home / "src"
@@ -193,11 +235,15 @@ def _install_go(spec: ToolSpec, log: Path) -> Path:
     )
     (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
     env = go_env()
-    _run(["go", "mod", "tidy"], env=env, cwd=src, log=log.with_suffix(".tidy.log"))
+    log.write_text("")
+    hb.run(["go", "mod", "tidy"], step="go mod tidy (downloads modules)", env=env, cwd=src, log=log)
     out_bin = spec.home / "bin"
     out_bin.mkdir(exist_ok=True)
+    pkgs = list(spec.get("packages", {}).values())
+    total = _go_package_count(hb, pkgs, env, src, log)
     for binary, pkg in spec.get("packages", {}).items():
-        _run(["go", "build", *_ldflags(spec), "-o", str(out_bin / binary), pkg], env=env, cwd=src, log=log)
+        hb.run(["go", "build", "-v", *_ldflags(spec), "-o", str(out_bin / binary), pkg], step=f"go build {binary}",
+               env=env, cwd=src, log=log, describe=go_build_progress(total))
     for rel in spec.get("config_files", []):
         dst = spec.home / "etc" / Path(rel).name
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +251,17 @@ def _install_go(spec: ToolSpec, log: Path) -> Path:
     return out_bin / spec.get("binary", spec.name)
 
 
-def _install_python_entrypoint(spec: ToolSpec, log: Path) -> Path:
+def _go_package_count(hb: Heartbeat, pkgs: list[str], env: dict[str, str], cwd: Path, log: Path) -> int | None:
+    """How many packages (standard library included) the build needs; None if `go list` fails."""
+    try:
+        out = hb.run(["go", "list", "-deps", *pkgs], step="go list -deps (counting packages)", env=env, cwd=cwd,
+                     log=log, describe=lambda s: f"{s.lines} packages so far")
+    except ToolError:
+        return None
+    return len([line for line in out.splitlines() if line.strip() and not line.startswith("go: ")])
+
+
+def _install_python_entrypoint(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     binary = Path(sys.prefix) / "bin" / spec.get("binary", spec.name)
     if not binary.exists():
         raise ToolError(
@@ -215,12 +271,14 @@ def _install_python_entrypoint(spec: ToolSpec, log: Path) -> Path:
     return binary
 
 
-def _install_pip_venv(spec: ToolSpec, log: Path) -> Path:
+def _install_pip_venv(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     venv = spec.home / "venv"
+    log.write_text("")
     if not (venv / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(venv)], log=log)
+        hb.run([sys.executable, "-m", "venv", str(venv)], step="venv", log=log)
     requirement = spec.get("requirement") or f"{spec.get('distribution', spec.name)}=={spec.version}"
-    _run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", requirement], log=log)
+    hb.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "--progress-bar", "off", requirement],
+           step=f"pip install {requirement}", log=log)
     return venv / "bin" / spec.get("binary", spec.name)
 
 
@@ -251,7 +309,7 @@ print(json.dumps(out))
 """
 
 
-def _install_pip_venv_staged(spec: ToolSpec, log: Path) -> Path:
+def _install_pip_venv_staged(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     """torch first, then ``--no-deps`` DIST==VERSION, then DIST's other requirements.
 
     Each step's output goes to ``log`` (appended) so a failure names the step.
@@ -270,17 +328,18 @@ def _install_pip_venv_staged(spec: ToolSpec, log: Path) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     for step, argv in steps:
-        _run_logged(step, argv, log)
+        _run_logged(hb, step, argv, log)
     requires = json.loads(
         _run([str(venv / "bin" / "python"), "-c", _REQUIRES_SCRIPT, dist, json.dumps(skip)])
     )
     requires += list(spec.get("extra_requirements", []))
-    _run_logged("requirements", [*pip, *requires], log)
+    _run_logged(hb, "requirements", [*pip, *requires], log)
     module = spec.get("import_check")
     if module:
-        _run_logged("import", [str(venv / "bin" / "python"), "-c", f"import {module}; print({module}.__version__)"], log)
+        _run_logged(hb, "import", [str(venv / "bin" / "python"), "-c", f"import {module}; print({module}.__version__)"],
+                    log)
     # The log keeps what the ranges in Requires-Dist resolved to on this run.
-    _run_logged("freeze", [str(venv / "bin" / "python"), "-m", "pip", "freeze"], log)
+    _run_logged(hb, "freeze", [str(venv / "bin" / "python"), "-m", "pip", "freeze"], log)
     # A symlink to venv/bin/python would look for pyvenv.cfg beside the link
     # and start the bare base interpreter; a wrapper script keeps the venv.
     wrapper = venv / "llmops-bin" / spec.install_as
@@ -290,22 +349,22 @@ def _install_pip_venv_staged(spec: ToolSpec, log: Path) -> Path:
     return wrapper
 
 
-def _run_logged(step: str, argv: list[str], log: Path) -> None:
+def _run_logged(hb: Heartbeat, step: str, argv: list[str], log: Path) -> None:
     started = time.monotonic()
     try:
-        out = _run(argv)
+        hb.run(argv, step=step, log=log)
     except ToolError as exc:
         with log.open("a") as fh:
-            fh.write(f"## step {step} FAILED\n{exc}\n")
+            fh.write(f"## step {step} FAILED\n")
         raise ToolError(f"step {step!r}: {exc}") from exc
     with log.open("a") as fh:
-        fh.write(f"## step {step} ({time.monotonic() - started:.1f}s): {' '.join(argv)}\n{out}\n")
+        fh.write(f"## step {step} took {time.monotonic() - started:.1f}s\n")
 
 
 _APT_UPDATED = False
 
 
-def _install_apt(spec: ToolSpec, log: Path) -> Path:
+def _install_apt(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     """``apt-get install -y PACKAGE=VERSION`` (after one ``apt-get update``), unless dpkg already has it.
 
     Needs root (or sudo). Services the package ships are not started where
@@ -323,18 +382,16 @@ def _install_apt(spec: ToolSpec, log: Path) -> Path:
         raise ToolError(f"{spec.name}: apt-get not found; install Debian package {package}={spec.version} by hand")
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log.write_text("")
     if not _APT_UPDATED:
-        _run([*sudo, "apt-get", "update", "-qq"], env=env, log=log.with_suffix(".update.log"))
+        hb.run([*sudo, "apt-get", "update", "-qq"], step="apt-get update", env=env, log=log)
         _APT_UPDATED = True
-    _run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}"],
-        env=env,
-        log=log,
-    )
+    hb.run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}"],
+           step=f"apt-get install {package}", env=env, log=log)
     return binary
 
 
-INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
+INSTALLERS: dict[str, Callable[[ToolSpec, Path, Heartbeat], Path]] = {
     "go": _install_go,
     "python-entrypoint": _install_python_entrypoint,
     "pip-venv": _install_pip_venv,
@@ -431,65 +488,170 @@ def _tool_lock(spec: ToolSpec) -> Iterator[None]:
         yield
 
 
+# Kinds that mostly download and unpack (network and disk, little CPU): they
+# install in a background thread while the Go builds, which keep both cores
+# busy, run one after the other in the foreground.
+BACKGROUND_KINDS = frozenset({"pip-venv", "pip-venv-staged", "apt"})
+
+
 def install(
     names: Iterable[str] | None = None,
     *,
+    toolset: str | None = None,
     force: bool = False,
     progress: Progress = print,
     specs: dict[str, ToolSpec] | None = None,
 ) -> list[ToolStatus]:
-    """Install (if needed) and verify the named tools, or every pinned tool."""
+    """Install (if needed) and verify the named tools, the tools of TOOLSET, or every tool in a set."""
     specs = specs if specs is not None else load_specs()
-    selected = _select(specs, names)
-    logs = paths.cache_root() / "logs"
-    results: list[ToolStatus] = []
-    for index, spec in enumerate(selected, start=1):
-        prefix = f"[{index}/{len(selected)}] {spec.name} {spec.version}"
-        started = time.monotonic()
-        if force or _needs_install(spec):
-            # Two bootstraps at once (a second shell, parallel make targets)
-            # must not build the same tool twice into one folder: the second
-            # waits, then finds the stamp the first one wrote.
-            with _tool_lock(spec):
-                if force or _needs_install(spec):
-                    progress(f"{prefix}: installing ({spec.kind}) ...")
-                    target = INSTALLERS[spec.kind](spec, logs / f"{spec.name}-{spec.version}.log")
-                    if not target.exists():
-                        raise ToolError(f"{spec.name}: installer finished but {target} does not exist")
-                    _link(spec, target)
-                    _stamp(spec).parent.mkdir(parents=True, exist_ok=True)
-                    _stamp(spec).write_text(str(target))
-        status = verify(spec)
-        status.seconds = time.monotonic() - started
-        progress(f"{prefix}: {'ok' if status.ok else 'FAILED'} ({status.seconds:.1f}s) {status.detail}".rstrip())
-        results.append(status)
-    return results
+    selected = select(specs, names, toolset)
+    total = len(selected)
+    jobs = [(f"[{i}/{total}] {spec.name} {spec.version}", spec) for i, spec in enumerate(selected, start=1)]
+    background = [job for job in jobs if job[1].kind in BACKGROUND_KINDS and (force or _needs_install(job[1]))]
+    results: dict[str, ToolStatus] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="install-bg") as pool:
+        pending = pool.submit(lambda: [_install_one(prefix, spec, force, progress) for prefix, spec in background])
+        for prefix, spec in jobs:
+            if (prefix, spec) not in background:
+                results[spec.name] = _install_one(prefix, spec, force, progress)
+        for status in pending.result():
+            results[status.name] = status
+    return [results[spec.name] for spec in selected]
 
 
-def check(names: Iterable[str] | None = None) -> list[ToolStatus]:
+def _install_one(prefix: str, spec: ToolSpec, force: bool, progress: Progress) -> ToolStatus:
+    started = time.monotonic()
+    if force or _needs_install(spec):
+        # Two bootstraps at once (a second shell, parallel make targets)
+        # must not build the same tool twice into one folder: the second
+        # waits, then finds the stamp the first one wrote.
+        with _tool_lock(spec):
+            if force or _needs_install(spec):
+                expected, source = expected_seconds(spec)
+                hb = Heartbeat(prefix, progress, expected, source)
+                progress(f"{prefix}: installing ({spec.kind}); {hb.expectation()}")
+                log = paths.cache_root() / "logs" / f"{spec.name}-{spec.version}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                target = INSTALLERS[spec.kind](spec, log, hb)
+                if not target.exists():
+                    raise ToolError(f"{spec.name}: installer finished but {target} does not exist")
+                _link(spec, target)
+                _stamp(spec).parent.mkdir(parents=True, exist_ok=True)
+                _stamp(spec).write_text(str(target))
+                record_seconds(spec, hb.elapsed())
+    status = verify(spec)
+    status.seconds = time.monotonic() - started
+    progress(f"{prefix}: {'ok' if status.ok else 'FAILED'} ({fmt_duration(status.seconds)}) {status.detail}".rstrip())
+    return status
+
+
+# ---------------------------------------------------------------------------
+# Install durations: the heartbeat says how long a tool took last time.
+# ---------------------------------------------------------------------------
+BENCHMARKS_MD = paths.REPO_ROOT / "docs" / "benchmarks.md"
+_SEED_ROW = re.compile(r"^\|\s*`([a-z0-9-]+)`[^|]*\|\s*([0-9.]+)\s*\|", re.MULTILINE)
+
+
+def _timings_file() -> Path:
+    return paths.cache_root() / "timings.json"
+
+
+def _timing_key(spec: ToolSpec) -> str:
+    return f"{spec.name} {spec.version}"
+
+
+def record_seconds(spec: ToolSpec, seconds: float) -> None:
+    """Store how long SPEC's install took in ``<cache>/timings.json`` (the next install's expectation)."""
+    locks = paths.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / "timings.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        data = _read_timings()
+        data[_timing_key(spec)] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        tmp = _timings_file().with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.replace(_timings_file())
+
+
+def _read_timings() -> dict[str, Any]:
+    try:
+        data = json.loads(_timings_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def seed_seconds(text: str | None = None) -> dict[str, float]:
+    """Cold install seconds per tool from the toolchain table of docs/benchmarks.md (rows "| `name` ... | s |")."""
+    if text is None:
+        try:
+            text = BENCHMARKS_MD.read_text()
+        except OSError:
+            return {}
+    return {m.group(1): float(m.group(2)) for m in _SEED_ROW.finditer(text)}
+
+
+def expected_seconds(spec: ToolSpec) -> tuple[float | None, str]:
+    """(seconds, where from): this cache's last install of the same pin, else docs/benchmarks.md's cold figure."""
+    entry = _read_timings().get(_timing_key(spec))
+    if isinstance(entry, dict) and isinstance(entry.get("seconds"), int | float):
+        return float(entry["seconds"]), f"last install here, {entry.get('at', '?')}"
+    seeded = seed_seconds().get(spec.name)
+    if seeded is not None:
+        return seeded, "cold build in docs/benchmarks.md"
+    return None, ""
+
+
+def check(names: Iterable[str] | None = None, toolset: str | None = None) -> list[ToolStatus]:
     """Verify without installing; runs the tools in parallel."""
-    selected = _select(load_specs(), names)
+    selected = select(load_specs(), names, toolset)
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(verify, selected))
 
 
-def _select(specs: dict[str, ToolSpec], names: Iterable[str] | None) -> list[ToolSpec]:
+def select(specs: dict[str, ToolSpec], names: Iterable[str] | None = None, toolset: str | None = None) -> list[ToolSpec]:
+    """The named tools; else the tools of TOOLSET (``all``: every tool in some set); else ``all``."""
     wanted = list(names or [])
     unknown = [n for n in wanted if n not in specs]
     if unknown:
         raise ToolError(f"unknown tool(s) {', '.join(unknown)}; pinned tools: {', '.join(sorted(specs))}")
+    if wanted and toolset:
+        raise ToolError("name tools or give --for SET, not both")
     if wanted:
         return [specs[n] for n in wanted]
-    # `optional = true` tools (e.g. benchmark references) install only when named.
-    return [s for s in specs.values() if not s.get("optional", False)]
+    toolset = toolset or ALL
+    if toolset == ALL:
+        return [s for s in specs.values() if s.sets]
+    sets = load_toolsets()
+    if toolset not in sets:
+        raise ToolError(f"unknown tool set {toolset!r}; sets: {', '.join([*sets, ALL])} ([tool.llmops.toolsets])")
+    return [s for s in specs.values() if toolset in s.sets]
+
+
+def tools_for(toolset: str) -> list[str]:
+    """Names of the tools that ``--for TOOLSET`` installs."""
+    return [s.name for s in select(load_specs(), None, toolset)]
 
 
 def require(name: str) -> Path:
     """Path of an installed tool by its install name (e.g. ``helm3``), or a ToolError saying how to get it."""
     path = paths.tool_path(name)
     if not path.exists():
-        raise ToolError(f"{name} is not installed at {path}; run `make bootstrap` (or `llmops tools install`)")
+        raise ToolError(f"{name} is not installed at {path}; {_how_to_install(name)}")
     return path
+
+
+def _how_to_install(install_name: str) -> str:
+    """The command that installs the tool providing INSTALL_NAME, naming the sets it belongs to."""
+    try:
+        specs = load_specs()
+    except ToolError:
+        specs = {}
+    for spec in specs.values():
+        if install_name in {spec.install_as, *spec.get("aliases", []), *spec.get("packages", {})}:
+            sets = f" (tool sets: {', '.join(spec.sets)})" if spec.sets else ""
+            return f"run `llmops tools install {spec.name}`{sets} or `make bootstrap`"
+    return "run `make bootstrap` (or `llmops tools install`)"
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -8,6 +8,11 @@ Here every error is reported at once as
 The values are coalesced the way Helm does it before validating: chart
 defaults, then each values file in order (a ``null`` deletes a default), then
 each enabled subchart's defaults under its alias with ``global`` copied in.
+Helm itself computes values only for values it accepts (it checks the schemas
+and the charts' validateValues before printing anything), so the invalid
+files this module exists for need this coalescing and its line map; a unit
+test holds it to Helm's own computed values (``render.computed_values``) for
+every environment. Everywhere else the harness asks Helm.
 The umbrella schema sees the whole tree; each subchart schema sees its own
 section. Disabled subcharts (``condition`` false) are skipped, as Helm skips
 them.
@@ -458,16 +463,6 @@ def validate_files(files: Sequence[str | Path], chart: str | Path = UMBRELLA) ->
     if errors:
         return errors
     return validate_documents(node, docs)
-
-
-def effective_values(files: Sequence[str | Path], chart: str | Path = UMBRELLA) -> dict[str, Any]:
-    """The coalesced values Helm would render CHART with (defaults + FILES + subchart defaults)."""
-    node = load_chart(chart)
-    docs, errors = load_documents(files)
-    if errors:
-        raise LlmopsError("; ".join(str(e) for e in errors))
-    values, _ = coalesce(node, [d.data for d in docs])
-    return values
 
 
 def parse_path(dotted: str) -> PathKey:

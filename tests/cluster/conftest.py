@@ -11,7 +11,6 @@ pytest-helm-charts' ``kube_cluster`` fixture connects to it through the
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, release
+from llmops import cluster, poll, release
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
 # Another cluster may hold 16000-16009: LLMOPS_CLUSTER_PORT_BASE picks another block of 10.
@@ -61,15 +60,8 @@ def kubectl_json(info: cluster.ClusterInfo, *args: str) -> Any:
 
 
 def wait_until(what: str, timeout: float, probe: Any, describe: Any = None, interval: float = 0.25) -> Any:
-    """Poll PROBE until truthy; on timeout say what we waited for and, if given, DESCRIBE() of the state."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(interval)
-    state = f"; state: {describe()}" if describe else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{state}")
+    """Poll PROBE until truthy; on timeout fail the test saying what we waited for and, if given, DESCRIBE() of the state."""
+    return poll.until(what, probe, timeout=timeout, interval=interval, describe=describe, error=AssertionError)
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@ says the simulator exports appears on its /metrics after real requests."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 import urllib.request
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import metrics_contract, procs, tools
+from llmops import engine, metrics_contract, procs, tools
 
 PORT = 17011  # concern-subcharts range 17000-17099
 BASE = f"http://127.0.0.1:{PORT}"
@@ -62,7 +61,7 @@ def test_simulator_exports_every_metric_the_contract_attributes_to_it(simulator:
     time.sleep(1.0)  # the simulator updates some metrics through channels
     with urllib.request.urlopen(f"{simulator}/metrics", timeout=5) as resp:
         exposition = resp.read().decode()
-    present = {m.group(1) for m in re.finditer(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{| )", exposition, re.M)}
+    present = {name for name, _labels, _value in engine.parse_metrics(exposition)}
     expected = set()
     for metric in metrics_contract.by_exporter("vllm"):
         if metric.simulator:

@@ -56,16 +56,16 @@ The locustfile's JSON config: target, profile (its `load:` block is the shape), 
 {{/*
 Usage: {{ include "loadtest.codeFiles" . }}
 ConfigMap key -> path under /opt/llmops of the locustfile and the harness
-modules it imports (keys cannot hold "/").
+modules it imports (keys cannot hold "/"): every .py file under files/.
+files/ is generated from the repository (`llmops chart-files`), not tracked.
 */}}
 {{- define "loadtest.codeFiles" -}}
-locustfile.py: locustfile.py
-llmops.__init__.py: llmops/__init__.py
-llmops.errors.py: llmops/errors.py
-llmops.loadtest.__init__.py: llmops/loadtest/__init__.py
-llmops.loadtest.profiles.py: llmops/loadtest/profiles.py
-llmops.loadtest.shapes.py: llmops/loadtest/shapes.py
-llmops.loadtest.sse.py: llmops/loadtest/sse.py
+{{- if not (.Files.Get "files/locustfile.py") }}
+{{- fail "\nloadtest: charts/loadtest/files/ is missing: it is generated from the repository's locustfile and harness modules. Run `llmops chart-files` (or `make loadtest-files`) in the repository, then render again; rendering through llmops does it for you." -}}
+{{- end }}
+{{- range $path, $_ := .Files.Glob "files/**.py" }}
+{{ trimPrefix "files/" $path | replace "/" "." }}: {{ trimPrefix "files/" $path }}
+{{- end }}
 {{- end -}}
 
 {{/*

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from llmops import procs, tools
+from llmops import poll, procs, tools
 from llmops.autoscale import certs
 from llmops.errors import LlmopsError
 
@@ -201,9 +201,10 @@ class KedaStack:
 
     def _wait_available(self, api: client.ApiClient) -> None:
         reg = client.ApiregistrationV1Api(api)
-        deadline = time.monotonic() + READY_TIMEOUT_S
         message = ""
-        while time.monotonic() < deadline:
+
+        def available() -> bool:
+            nonlocal message
             for proc in self.procs:
                 if not proc.alive():
                     raise LlmopsError(f"{proc.name} exited (code {proc.process.returncode if proc.process else '?'}); "
@@ -212,13 +213,12 @@ class KedaStack:
             for cond in (status.conditions or []) if status else []:
                 if cond.type == "Available":
                     if cond.status == "True":
-                        return
+                        return True
                     message = f"{cond.reason}: {cond.message}"
-            time.sleep(0.5)
-        raise LlmopsError(
-            f"APIService {APISERVICE} not Available within {READY_TIMEOUT_S:.0f}s ({message}); "
-            f"adapter log {self.procs[1].log}:\n{self.procs[1].tail()}"
-        )
+            return False
+
+        poll.until(f"APIService {APISERVICE} to be Available", available, timeout=READY_TIMEOUT_S, interval=0.5,
+                   describe=lambda: f"{message}; adapter log {self.procs[1].log}:\n{self.procs[1].tail()}")
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.alive() for p in self.procs)

@@ -20,8 +20,6 @@ import copy
 import json
 import re
 import subprocess
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -31,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from llmops import procs, tools
+from llmops import poll, procs, tools
 from llmops.errors import LlmopsError
 from llmops.loadtest import shapes
 
@@ -224,18 +222,12 @@ class PrometheusServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process is None or self.process.poll() is not None:
                 raise LlmopsError(f"prometheus exited before it was ready; log {self.workdir / 'prometheus.log'}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:  # noqa: S310 - loopback
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise LlmopsError(f"prometheus on {self.url} not ready within {READY_TIMEOUT_S:.0f}s (waiting for /-/ready)")
+            return poll.http_ok(f"{self.url}/-/ready")
+
+        poll.until(f"prometheus on {self.url} (/-/ready)", ready, timeout=READY_TIMEOUT_S, interval=0.2)
 
     def log_tail(self, lines: int = 15) -> str:
         path = self.workdir / "prometheus.log"

@@ -37,7 +37,7 @@ import yaml
 from kubernetes import client, config as kconfig  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from llmops import cluster, endpoints, paths, release, render
+from llmops import cluster, endpoints, paths, poll, release, render
 from llmops.autoscale import keda
 from llmops.autoscale import prometheus as prom
 from llmops.autoscale.gateway import Gateway
@@ -330,15 +330,7 @@ class AutoscaleStack:
 
     def wait_for(self, what: str, timeout: float, probe: Callable[[], Any], interval: float = 0.5) -> Any:
         """Poll PROBE until truthy; on timeout fail naming WHAT and the last state of the run."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = probe()
-            if last:
-                return last
-            time.sleep(interval)
-        raise LlmopsError(f"timed out after {timeout:.0f}s waiting for {what} (last probe: {last!r}); "
-                          f"{self.diagnostics()}")  # fmt: skip
+        return poll.until(what, probe, timeout=timeout, interval=interval, describe=self.diagnostics)
 
     def diagnostics(self) -> str:
         parts = []

@@ -15,6 +15,7 @@ in :data:`GUIDELLM_NAMES`):
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,33 +31,52 @@ GUIDELLM_NAMES = {
 }
 
 
+# statistics.quantiles cuts at i/n: n = 100 for whole percentiles, else
+# 10 000 (percentiles to 0.01 exactly).
+_RESOLUTION = 10_000
+
+
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between closest ranks (numpy's default)."""
+    """The q-th percentile (0..100, steps of 0.01), linear between closest ranks (numpy's default).
+
+    ``statistics.quantiles(method="inclusive")`` does the interpolation; the
+    standard library keeps the Locust pod's image free of numpy.
+    """
+    return _percentiles(values, [q])[0]
+
+
+def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    for q in qs:
+        if not 0 <= q <= 100:
+            raise ValueError(f"percentile {q} outside 0..100")
+        if abs(q * 100 - round(q * 100)) > 1e-9:
+            raise ValueError(f"percentile {q}: resolution is 0.01")
     if not values:
-        return math.nan
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} outside 0..100")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    if lo == hi:
-        return float(ordered[lo])
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+        return [math.nan for _ in qs]
+    if len(values) == 1:
+        return [float(values[0]) for _ in qs]
+    n = 100 if all(float(q).is_integer() for q in qs) else _RESOLUTION
+    cuts = statistics.quantiles(values, n=n, method="inclusive")
+    low, high = min(values), max(values)
+    out = []
+    for q in qs:
+        i = round(q * n / 100)
+        out.append(float(low) if i == 0 else float(high) if i == n else cuts[i - 1])
+    return out
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
-    """mean, median, std, min, max and p50/p90/p95/p99 of a sample (NaN when empty)."""
+    """mean, median, std (population), min, max and p50/p90/p95/p99 of a sample (NaN when empty)."""
     n = len(values)
     if n == 0:
         nan = math.nan
         return {"count": 0, "mean": nan, "median": nan, "std": nan, "min": nan, "max": nan} | {
             f"p{q}": nan for q in PERCENTILES
         }
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
-    out = {"count": n, "mean": mean, "median": percentile(values, 50), "std": std, "min": min(values), "max": max(values)}
-    out |= {f"p{q}": percentile(values, q) for q in PERCENTILES}
+    pcts = _percentiles(values, PERCENTILES)
+    out = {"count": n, "mean": statistics.fmean(values), "median": statistics.median(values),
+           "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
+    out |= {f"p{q}": v for q, v in zip(PERCENTILES, pcts, strict=True)}
     return out
 
 

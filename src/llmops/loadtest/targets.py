@@ -16,19 +16,19 @@ import json
 import os
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from llmops import endpoints, tools
+from llmops import endpoints, poll, tools
+from llmops.kubeconfig import resolve as kubeconfig
 from llmops.errors import LlmopsError
 
 ENGINE_SELECTOR = "app.kubernetes.io/component=engine"
 MODEL_LABEL = "llmops.io/model"
+PORT_FORWARD_TIMEOUT_S = 20.0
 
 
 def models_at(url: str, api_key: str = "", timeout: float = 10.0, *, insecure: bool = False) -> list[str]:
@@ -53,26 +53,6 @@ def from_url(url: str, models: Sequence[str] = (), api_key: str = "", *, insecur
         base = base[: -len("/v1")]
     names = list(models) or models_at(base, api_key, insecure=insecure)
     return {m: [base] for m in names}
-
-
-def kubeconfig() -> str | None:
-    """The local cluster's kubeconfig when llmops.cluster provides one, else $KUBECONFIG / ~/.kube/config."""
-    try:
-        from llmops import cluster  # provided by the cluster lifecycle (issue 6)
-
-        for attr in ("kubeconfig_path", "kubeconfig"):
-            fn = getattr(cluster, attr, None)
-            if callable(fn):
-                path = Path(str(fn()))
-                if path.exists():
-                    return str(path)
-    except ImportError:
-        pass
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return env
-    default = Path.home() / ".kube" / "config"
-    return str(default) if default.exists() else None
 
 
 def engine_services(release: str, namespace: str) -> list[dict[str, Any]]:
@@ -147,16 +127,19 @@ def _port_forward(namespace: str, service: str, port: int) -> tuple[str, subproc
     if (cfg := kubeconfig()) is not None:
         env["KUBECONFIG"] = cfg
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise LlmopsError(
                 f"kubectl port-forward to {namespace}/{service} failed: {err.strip()}; on the local (kwok) "
                 "provider start the release's endpoints first (`llmops endpoints up`)"
             )
-        if not endpoints.port_is_free(local):
-            return f"http://127.0.0.1:{local}", proc
-        time.sleep(0.1)
-    proc.terminate()
-    raise LlmopsError(f"kubectl port-forward to {namespace}/{service} did not listen within 20s")
+        return not endpoints.port_is_free(local)
+
+    try:
+        poll.until(f"kubectl port-forward to {namespace}/{service} to listen on {local}", listening,
+                   timeout=PORT_FORWARD_TIMEOUT_S, interval=0.1)
+    except poll.PollTimeout:
+        proc.terminate()
+        raise
+    return f"http://127.0.0.1:{local}", proc

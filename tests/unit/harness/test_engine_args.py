@@ -14,11 +14,13 @@ from llmops import engine, engine_args, paths
 LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"
 
 
-def test_deep_merge_merges_maps_replaces_lists_and_null_deletes() -> None:
-    base = {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}
-    over = {"a": {"y": 20, "z": 30}, "l": [9], "gone": None}
-    assert engine_args.deep_merge(base, over) == {"a": {"x": 1, "y": 20, "z": 30}, "l": [9]}
-    assert base == {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}, "inputs must not be mutated"
+def test_vllm_values_are_helms_computed_values_with_the_overlay_on_top() -> None:
+    # Helm coalesces: maps merge key by key, a list replaces, and the umbrella's own defaults sit between.
+    overlay = {"vllm": {"modelDefaults": {"extraArgs": ["--x"], "dtype": "bfloat16"}}}
+    values = engine_args.vllm_values([LOCAL_VLLM], overlay)
+    assert values["modelDefaults"]["extraArgs"] == ["--x"] and values["modelDefaults"]["dtype"] == "bfloat16"
+    assert values["modelDefaults"]["maxModelLen"] == 512, "keys the overlay does not name keep the file's value"
+    assert values["engine"] == "vllm" and values["global"]["environment"] == "local"  # globals copied in, as Helm does
 
 
 def test_model_entry_overrides_model_defaults_and_nested_maps_merge_one_level() -> None:

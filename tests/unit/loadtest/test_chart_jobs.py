@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, paths, render
-from llmops.loadtest import profiles, shapes
+from llmops import kubeschema, paths, render, tools
+from llmops.loadtest import chartfiles, profiles, shapes
 from llmops.render import RenderError
 
 CHART = "loadtest"
@@ -104,18 +105,41 @@ def test_a_given_profile_replaces_the_default_whole(render_chart) -> None:
     shapes.build(profiles.parse(config["profile"]).load)
 
 
-def test_code_configmap_ships_the_repository_locustfile_and_modules_unchanged(render_chart) -> None:
+def test_code_configmap_ships_the_repository_locustfile_and_the_modules_it_imports(render_chart) -> None:
+    # files/ is generated at render time (llmops.loadtest.chartfiles): the ConfigMap carries
+    # exactly the locustfile's import closure, byte for byte as in the repository.
     (cm,) = [o for o in render.find(render_chart(CHART, set_values=URL), "ConfigMap") if o["metadata"]["name"].endswith("-code")]
     pod = _job(render_chart(CHART, set_values=URL), "master")["spec"]["template"]["spec"]
     items = next(v for v in pod["volumes"] if v["name"] == "code")["configMap"]["items"]
+    assert {i["path"] for i in items} == {
+        "locustfile.py", "llmops/__init__.py", "llmops/errors.py", "llmops/loadtest/__init__.py",
+        "llmops/loadtest/profiles.py", "llmops/loadtest/shapes.py", "llmops/loadtest/sse.py",
+    }  # fmt: skip
     sources = {"locustfile.py": paths.REPO_ROOT / "loadtests" / "locustfile.py"}
     assert "locustfile.py" in {item["path"] for item in items}, items
     for item in items:
         src = sources.get(item["path"], paths.REPO_ROOT / "src" / item["path"])
-        assert cm["data"][item["key"]].rstrip("\n") == src.read_text().rstrip("\n"), (
-            f"charts/loadtest/files/{item['path']} drifted from {src.relative_to(paths.REPO_ROOT)}; "
-            f"copy it: cp {src.relative_to(paths.REPO_ROOT)} charts/loadtest/files/{item['path']}"
-        )
+        assert item["key"] == item["path"].replace("/", ".")
+        assert cm["data"][item["key"]].rstrip("\n") == src.read_text().rstrip("\n"), item["path"]
+
+
+def test_plain_helm_template_without_generated_files_names_the_command(helm: str, tmp_path: Path) -> None:
+    chart = tmp_path / CHART
+    shutil.copytree(render.chart_path(CHART), chart, ignore=shutil.ignore_patterns("files"))
+    argv = [str(tools.require(helm)), "template", "lt", str(chart), "--set", f"target.url={URL['target']['url']}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "charts/loadtest/files/ is missing" in proc.stderr and "llmops chart-files" in proc.stderr
+
+
+def test_generate_writes_the_closure_and_removes_files_no_longer_imported(tmp_path: Path) -> None:
+    chart = tmp_path / CHART
+    (chart / "files" / "llmops").mkdir(parents=True)
+    (chart / "files" / "llmops" / "old_module.py").write_text("stale\n")
+    written = chartfiles.generate(chart)
+    assert "llmops/loadtest/sse.py" in written and "llmops/loadtest/harness.py" not in written  # only what the pod imports
+    assert not (chart / "files" / "llmops" / "old_module.py").exists()
+    assert (chart / "files" / "locustfile.py").read_text() == (paths.REPO_ROOT / "loadtests" / "locustfile.py").read_text()
 
 
 def test_code_configmap_layout_imports_without_the_repository_or_site_packages(render_chart, tmp_path: Path) -> None:
