@@ -95,6 +95,7 @@ def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
     tables: dict[str, dict[str, Any]] = data.get("tool", {}).get("llmops", {}).get("tools", {})
     specs: dict[str, ToolSpec] = {}
     for name, raw in tables.items():
+        raw = _inherited(tables, name, raw)
         version = str(raw.get("version") or _python_pin(data, raw.get("distribution", name)))
         specs[name] = ToolSpec(
             name=name,
@@ -106,6 +107,25 @@ def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
             raw=raw,
         )
     return specs
+
+
+# What `build_like = "<tool>"` copies from another go tool's table: the node
+# binaries (kubelet, kube-proxy) must come from the very module, version and
+# replace set of the control plane, so they are pinned once.
+INHERITED_KEYS = ("module", "version", "replace", "require", "ldflags")
+
+
+def _inherited(tables: dict[str, dict[str, Any]], name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    base_name = raw.get("build_like")
+    if not base_name:
+        return raw
+    base = tables.get(base_name)
+    if base is None or base.get("build_like"):
+        raise ToolError(f"pyproject.toml: [tool.llmops.tools.{name}] build_like = {base_name!r} names no plain tool table")
+    clash = [k for k in INHERITED_KEYS if k in raw]
+    if clash:
+        raise ToolError(f"pyproject.toml: [tool.llmops.tools.{name}] sets {', '.join(clash)}; build_like takes them from {base_name}")
+    return {**{k: base[k] for k in INHERITED_KEYS if k in base}, **raw}
 
 
 def _python_pin(data: dict[str, Any], distribution: str) -> str:
@@ -187,6 +207,7 @@ def _install_go(spec: ToolSpec, log: Path) -> Path:
     for rel, repo_file in spec.get("sources", {}).items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.REPO_ROOT / repo_file, src / rel)
+    (spec.home / ".sources").write_text(sources_digest(spec))
     # Blank imports keep `go mod tidy` from dropping the requirements.
     imports = "\n".join(
         f'\t_ "{pkg}"' for pkg in spec.get("packages", {}).values() if not str(pkg).startswith(".")
@@ -203,6 +224,20 @@ def _install_go(spec: ToolSpec, log: Path) -> Path:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(go_module_dir(spec.get("module"), spec.version) / rel, dst)
     return out_bin / spec.get("binary", spec.name)
+
+
+def sources_digest(spec: ToolSpec) -> str:
+    """Digest of a go tool's own ``sources`` files: an edit to them must rebuild the binary."""
+    h = hashlib.sha256()
+    for rel, repo_file in sorted(spec.get("sources", {}).items()):
+        h.update(rel.encode() + b"\0" + (paths.REPO_ROOT / repo_file).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _go_sources_fresh(spec: ToolSpec) -> bool:
+    # Installs from before this check have no record: taken as fresh.
+    record = spec.home / ".sources"
+    return not spec.get("sources") or not record.exists() or record.read_text() == sources_digest(spec)
 
 
 def _install_python_entrypoint(spec: ToolSpec, log: Path) -> Path:
@@ -317,7 +352,11 @@ def _install_apt(spec: ToolSpec, log: Path) -> Path:
     probe = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False
     )
-    if probe.returncode == 0 and probe.stdout.strip() == spec.version and binary.exists():
+    # `with_packages`: PACKAGE=VERSION installed alongside (e.g. a library the binary needs).
+    extra = [str(p) for p in spec.get("with_packages", [])]
+    if probe.returncode == 0 and probe.stdout.strip() == spec.version and binary.exists() and all(
+        _dpkg_version(p.partition("=")[0]) == p.partition("=")[2] for p in extra
+    ):
         return binary
     if shutil.which("apt-get") is None:
         raise ToolError(f"{spec.name}: apt-get not found; install Debian package {package}={spec.version} by hand")
@@ -327,11 +366,16 @@ def _install_apt(spec: ToolSpec, log: Path) -> Path:
         _run([*sudo, "apt-get", "update", "-qq"], env=env, log=log.with_suffix(".update.log"))
         _APT_UPDATED = True
     _run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}"],
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}", *extra],
         env=env,
         log=log,
     )
     return binary
+
+
+def _dpkg_version(package: str) -> str:
+    probe = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False)
+    return probe.stdout.strip() if probe.returncode == 0 else ""
 
 
 INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
@@ -345,6 +389,7 @@ INSTALLERS: dict[str, Callable[[ToolSpec, Path], Path]] = {
 # Kinds whose install can go stale while the stamp stays (a pin inside the
 # spec changed): return False to force a reinstall.
 FRESHNESS: dict[str, Callable[[ToolSpec], bool]] = {
+    "go": _go_sources_fresh,
     "pip-venv-staged": lambda spec: _stamp(spec).exists()
     and _stamp(spec).read_text() == str(staged_venv(spec) / "llmops-bin" / spec.install_as),
 }
