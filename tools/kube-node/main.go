@@ -51,6 +51,18 @@ func devicePlugin(args []string) int {
 	}
 	socket := filepath.Join(*dir, "llmops-fake-gpu.sock")
 	stub := plugin.NewDevicePluginStub(logger, devs, socket, *resource, false, false)
+	// The stub's default allocation answers no container at all, which the
+	// kubelet rejects; answer each container with the devices it got, in the
+	// variable NVIDIA's runtime reads (nothing reads it here: no real GPU).
+	stub.SetAllocFunc(func(r *pluginapi.AllocateRequest, _ map[string]*pluginapi.Device) (*pluginapi.AllocateResponse, error) {
+		out := &pluginapi.AllocateResponse{}
+		for _, c := range r.ContainerRequests {
+			out.ContainerResponses = append(out.ContainerResponses, &pluginapi.ContainerAllocateResponse{
+				Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(c.DevicesIds, ",")},
+			})
+		}
+		return out, nil
+	})
 	if err := stub.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "device plugin: start:", err)
 		return 1
