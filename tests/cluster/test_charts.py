@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, paths, release, render
+from llmops import cluster, node, paths, release, render
 
-from .conftest import kubectl_json, wait_until
+from .conftest import kubectl_json, kubelet_started, wait_until
 
 UMBRELLA = paths.CHARTS_DIR / "llmops-stack"
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
@@ -34,6 +34,8 @@ INSTALL_TIMEOUT = "3m"
 KEEP_ANNOTATION = "helm.sh/resource-policy"
 UPGRADE_MARK = {"vllm": {"modelDefaults": {"extraEnv": [{"name": "LLMOPS_UPGRADE_MARK", "value": "2"}]}}}
 TIMES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "install-times.json"
+# Environments whose every image `llmops cluster up` builds for the real node.
+REAL_NODE_ENVS = ("local",)
 
 
 def fit(env: Path, helm_bin: str = "helm3") -> str:
@@ -136,8 +138,19 @@ def _gpu_request(pod: dict[str, Any]) -> int:
                for c in pod["spec"]["containers"])
 
 
+def _assert_running_in_containers(info: cluster.ClusterInfo, namespace: str) -> None:
+    """Every pod of NAMESPACE is on the real node with containers containerd started."""
+    pods = kubectl_json(info, "get", "pods", "-n", namespace)["items"]
+    real = {n["name"] for n in info.nodes if n["pool"] == node.NODE_LABEL_POOL}
+    for pod in pods:
+        assert pod["spec"].get("nodeName") in real, f"{pod['metadata']['name']} is on {pod['spec'].get('nodeName')}"
+        for c in pod["status"].get("containerStatuses", []):
+            assert c.get("containerID", "").startswith("containerd://"), c
+
+
 def _assert_placement(info: cluster.ClusterInfo, namespace: str) -> None:
-    gpu_nodes = {n["name"] for n in info.nodes if int(n["gpus"]) > 0}
+    # The real node advertises fake GPUs but takes CPU pods too: only kwok GPU nodes are GPU-only.
+    gpu_nodes = {n["name"] for n in info.nodes if int(n["gpus"]) > 0 and n["pool"] != node.NODE_LABEL_POOL}
     pods = kubectl_json(info, "get", "pods", "-n", namespace)["items"]
     for pod in pods:
         node = pod["spec"].get("nodeName")
@@ -192,10 +205,13 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
     # the release never collide between parallel tests.
     name = f"{env.stem}-h{helm_bin[-1]}"
     namespace = name
-    release.ensure_namespace(namespace, cluster_name=local_cluster.name)
+    # The local environment runs on the real node (its images are built
+    # here); the others land on the kwok pools they select.
+    real = env.stem in REAL_NODE_ENVS and cluster.has_real_node(local_cluster.name)
+    release.ensure_namespace(namespace, cluster_name=local_cluster.name, real_node=real)
     pvs, prepared = _bind_volumes(local_cluster, namespace,
                                   render.render(UMBRELLA, [env], helm=helm_bin, release=name, namespace=namespace))
-    rel = release.Release(name, namespace, helm_bin, local_cluster.name)
+    rel = release.Release(name, namespace, helm_bin, local_cluster.name, real_node=real)
     try:
         started = time.monotonic()
         rel.install(UMBRELLA, [env], timeout=INSTALL_TIMEOUT, create_namespace=False)
@@ -206,7 +222,10 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
 
         _assert_placement(local_cluster, namespace)
         _assert_admission_accepted_every_pod(local_cluster, namespace)
-        rel.test(timeout="2m")
+        rel.test(timeout="2m", logs=real)
+        if real:
+            _assert_running_in_containers(local_cluster, namespace)
+            assert kubelet_started(local_cluster, namespace, "test-chat"), "helm test passed without running its pod"
 
         rel.upgrade(UMBRELLA, [env], set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
         _wait_available(local_cluster, namespace)
