@@ -149,3 +149,22 @@ def test_cluster_dns_serves_only_cluster_zones_from_the_node_address_and_forward
     text = node.corefile(s)
     assert f"bind {s.node_ip}" in text and "kubernetes cluster.local" in text
     assert "forward" not in text and ".:53" not in text
+
+
+def test_namespace_annotations_select_the_real_node_and_tolerate_exactly_its_taint() -> None:
+    ann = node.namespace_annotations()
+    assert ann["scheduler.alpha.kubernetes.io/node-selector"] == f"{cluster.POOL_LABEL}=real"
+    (toleration,) = json.loads(ann["scheduler.alpha.kubernetes.io/defaultTolerations"])
+    assert {k: toleration[k] for k in ("key", "value", "effect")} == node.REAL_NODE_TAINT
+    assert node.POOL_LABEL == cluster.POOL_LABEL
+
+
+def test_the_api_server_enables_the_admission_plugins_the_annotations_need(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster.tools, "require", lambda name: Path("/bin") / name)
+    config = cluster.kwokctl_config(cluster.Ports.from_base(16030), [], _spec(tmp_path))[0]
+    (api,) = [p for p in config["componentsPatches"] if p["name"] == "kube-apiserver"]
+    args = {a["key"]: a["value"] for a in api["extraArgs"]}
+    assert set(args["enable-admission-plugins"].split(",")) >= {"PodNodeSelector", "PodTolerationRestriction"}
+    # kwokctl's "override" only rewrites flags it already passes: ours are appended (the last flag wins).
+    assert not any(a["override"] for p in config["componentsPatches"] for a in p["extraArgs"])
+    assert args["kubelet-preferred-address-types"] == "InternalIP"
