@@ -31,6 +31,7 @@ kube-proxy, and stops them in reverse order on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -550,21 +551,13 @@ def _remove_cgroups(spec: NodeSpec) -> None:
                 continue
             # Deepest first: a cgroup can be removed only when it has no children.
             for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                with _ignore_os_error():
+                with contextlib.suppress(OSError):
                     d.rmdir()
-            with _ignore_os_error():
+            with contextlib.suppress(OSError):
                 root.rmdir()
         if not any(d.exists() for d in _cgroup_dirs(spec)):
             return
         time.sleep(0.1)
-
-
-class _ignore_os_error:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        return exc_type is not None and issubclass(exc_type, OSError)
 
 
 def _link_exists(name: str) -> bool:
@@ -583,16 +576,6 @@ def leftovers(spec: NodeSpec) -> list[str]:
     found += [f"process {p}" for p in _pids_in(spec)]
     # Routes need no check: they leave with the veth.
     return found
-
-
-def stale_namespaces(clusters_root: Path) -> list[str]:
-    """``*-node`` namespaces of ours whose cluster folder is gone (a killed run that also lost its files)."""
-    out: list[str] = []
-    for ns in Path("/run/netns").glob("*-node") if Path("/run/netns").is_dir() else []:
-        cluster = ns.name.removesuffix("-node")
-        if not (clusters_root / cluster / "node").exists():
-            out.append(ns.name)
-    return out
 
 
 # ---------------------------------------------------------------------------
