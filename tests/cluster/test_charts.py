@@ -2,8 +2,11 @@
 
 Per environment: install --wait into a PSA-restricted namespace, every
 Deployment Available, GPU pods only on GPU nodes (CPU pods never there), the
-real admission accepted every pod, helm test passes, an upgrade with changed
-values and a rollback, and uninstall leaves only what is documented as kept.
+real admission accepted every pod, an upgrade with changed values and a
+rollback, and uninstall leaves only what is documented as kept. The local
+environment runs on the real node, where `helm test` runs its real script;
+environments on kwok pools only show their test hook (a kwok pod runs nothing,
+so a passing `helm test` there would prove nothing).
 Separately: an upgrade from the previous released chart version, packaged
 from git history. Install-to-ready times go to reports/cluster/install-times.json.
 """
@@ -153,13 +156,13 @@ def _assert_placement(info: cluster.ClusterInfo, namespace: str) -> None:
     gpu_nodes = {n["name"] for n in info.nodes if int(n["gpus"]) > 0 and n["pool"] != node.NODE_LABEL_POOL}
     pods = kubectl_json(info, "get", "pods", "-n", namespace)["items"]
     for pod in pods:
-        node = pod["spec"].get("nodeName")
-        if not node:
+        where = pod["spec"].get("nodeName")
+        if not where:
             continue
         if _gpu_request(pod):
-            assert node in gpu_nodes, f"GPU pod {pod['metadata']['name']} landed on non-GPU node {node}"
+            assert where in gpu_nodes, f"GPU pod {pod['metadata']['name']} landed on non-GPU node {where}"
         else:
-            assert node not in gpu_nodes, f"CPU-only pod {pod['metadata']['name']} landed on GPU node {node}"
+            assert where not in gpu_nodes, f"CPU-only pod {pod['metadata']['name']} landed on GPU node {where}"
 
 
 def _assert_admission_accepted_every_pod(info: cluster.ClusterInfo, namespace: str) -> None:
@@ -222,10 +225,18 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
 
         _assert_placement(local_cluster, namespace)
         _assert_admission_accepted_every_pod(local_cluster, namespace)
-        rel.test(timeout="2m", logs=real)
         if real:
+            rel.test(timeout="2m", logs=True)
             _assert_running_in_containers(local_cluster, namespace)
             assert kubelet_started(local_cluster, namespace, "test-chat"), "helm test passed without running its pod"
+        else:
+            # On kwok nodes a test pod runs nothing: `helm test` would only
+            # report what a kwok Stage decided. It runs where pods are real
+            # (above); here the hook must at least exist and target the engine.
+            hooks = [h for h in yaml.safe_load_all(release.helm("get", "hooks", name, "-n", namespace, helm_bin=helm_bin,
+                                                               cluster_name=local_cluster.name)) if h]
+            tests = [h for h in hooks if h["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+            assert tests and all(".svc:" in json.dumps(h["spec"]) for h in tests), hooks
 
         rel.upgrade(UMBRELLA, [env], set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
         _wait_available(local_cluster, namespace)
