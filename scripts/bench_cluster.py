@@ -26,8 +26,9 @@ from pathlib import Path
 
 from llmops import cluster, paths
 
-NAME = "bench"
-PORT_BASE = 16050  # away from the test cluster's block (16000)
+# Away from the test cluster's block (16000); override with LLMOPS_CLUSTER / LLMOPS_CLUSTER_PORT_BASE.
+NAME = os.environ.get("LLMOPS_CLUSTER", "bench")
+PORT_BASE = int(os.environ.get("LLMOPS_CLUSTER_PORT_BASE", "16050"))
 
 
 def _busy_ports(base: int) -> list[int]:
@@ -46,7 +47,7 @@ def warm_up_down(runs: int, selection: str) -> dict[str, object]:
         info = cluster.up(NAME, "local", port_base=PORT_BASE, install_crds=selection)
         ups.append(time.monotonic() - started)
         api.append(info.timings.get("control_plane_s", 0) + info.timings.get("api_ready_s", 0))
-        nodes.append(info.timings.get("nodes_ready_s", 0))
+        nodes.append(info.timings.get("nodes_ready_s", 0) + info.timings.get("real_node_started_s", 0))
         crds.append(info.timings.get("crds_s", 0))
         assert info.server_version, "API server did not report a version"
         pids = cluster.pids(NAME)
@@ -59,7 +60,8 @@ def warm_up_down(runs: int, selection: str) -> dict[str, object]:
             owners = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout
             left.append(f"ports {busy} still accept connections: "
                         + "; ".join(ln for ln in owners.splitlines() if any(f":{p} " in ln for p in busy)))
-        print(f"crds={selection} run {i + 1}: up {ups[-1]:.1f}s (API {api[-1]:.1f}s, nodes {nodes[-1]:.1f}s, CRDs {crds[-1]:.1f}s), "
+        print(f"crds={selection} run {i + 1}: up {ups[-1]:.1f}s (API {api[-1]:.1f}s, nodes {nodes[-1]:.1f}s, CRDs {crds[-1]:.1f}s; "
+              f"{', '.join(f'{k} {v:.1f}s' for k, v in info.timings.items())}), "
               f"down {downs[-1]:.1f}s, left behind: {left or 'nothing'}; server {info.server_version}, "
               f"{len(info.nodes)} nodes", flush=True)
         if left:

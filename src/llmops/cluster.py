@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from llmops import paths, poll, procs, tools
+from llmops import node, paths, poll, procs, tools
 from llmops.errors import LlmopsError, ToolError
 
 DEFAULT_NAME = "llmops"
@@ -50,6 +50,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 POOL_LABEL = "llmops.io/pool"
 KWOK_VERSION_MODULE = "sigs.k8s.io/kwok"
+# kwok's controller manages only nodes with this annotation (node_manifests sets it).
+KWOK_NODE_SELECTOR = "kwok.x-k8s.io/node=fake"
+REAL_NODES_ENV = "LLMOPS_REAL_NODES"
+REAL_NODE_READY_TIMEOUT_S = 90.0
+# Images every real node gets at `cluster up` (llmops.images table names).
+NODE_IMAGES = ("pause", "llm-d-inference-sim", "python")
 
 # The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
 # node lease on, heartbeat unchanged). Supplying any Stage replaces all of
@@ -356,6 +362,11 @@ def _kwok_workdir(name: str) -> Path:
     return cluster_dir(name) / "kwok"
 
 
+def _pki_dir(name: str) -> Path:
+    """kwokctl's CA and admin certificate of cluster NAME."""
+    return _kwok_workdir(name) / "clusters" / name / "pki"
+
+
 def _provider_file(name: str) -> Path:
     return cluster_dir(name) / "provider"
 
@@ -420,8 +431,16 @@ def default_stages() -> list[dict[str, Any]]:
     return stages
 
 
-def kwokctl_config(ports: Ports, stages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The kwokctl --config documents: options (binaries, ports, loopback) plus every Stage."""
+def kwokctl_config(
+    ports: Ports, stages: Iterable[dict[str, Any]], real_node: node.NodeSpec | None = None
+) -> list[dict[str, Any]]:
+    """The kwokctl --config documents: options (binaries, ports, loopback), component patches, every Stage.
+
+    kwok manages only the nodes it is given (annotation ``kwok.x-k8s.io/node:
+    fake``), never a real node's pods. With a real node, the API server
+    advertises the host end of the node's veth (where the node reaches it),
+    its certificate names that address, and Services get the node's range.
+    """
     binaries = {
         "etcdBinary": tools.require("etcd"),
         "kubeApiserverBinary": tools.require("kube-apiserver"),
@@ -444,7 +463,43 @@ def kwokctl_config(ports: Ports, stages: Iterable[dict[str, Any]]) -> list[dict[
         "quietPull": True,
         **{k: str(v.resolve()) for k, v in binaries.items()},
     }
-    config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+    # Appended flags (not kwokctl's "override", which only rewrites flags it
+    # already passes): the last occurrence of a flag wins.
+    patches: list[dict[str, Any]] = [
+        {
+            "name": "kwok-controller",
+            "extraArgs": [
+                {"key": "manage-all-nodes", "value": "false", "override": False},
+                {"key": "manage-nodes-with-annotation-selector", "value": KWOK_NODE_SELECTOR, "override": False},
+            ],
+        }
+    ]
+    if real_node is not None:
+        options["kubeApiserverCertSANs"] = [real_node.host_ip, real_node.kubernetes_service_ip]
+        patches.append({
+            "name": "kube-apiserver",
+            "extraArgs": [
+                {"key": "advertise-address", "value": real_node.host_ip, "override": False},
+                {"key": "service-cluster-ip-range", "value": real_node.service_cidr, "override": False},
+                {"key": "enable-admission-plugins", "value": node.ADMISSION_PLUGINS, "override": False},
+                # logs/exec/port-forward: the kubelet accepts clients signed by the cluster CA only.
+                {"key": "kubelet-client-certificate", "value": str(_pki_dir(real_node.cluster) / "admin.crt"),
+                 "override": False},
+                {"key": "kubelet-client-key", "value": str(_pki_dir(real_node.cluster) / "admin.key"), "override": False},
+                # The node's name resolves nowhere; its address does.
+                {"key": "kubelet-preferred-address-types", "value": "InternalIP", "override": False},
+            ],
+        })
+        patches.append({
+            "name": "kube-controller-manager",
+            "extraArgs": [{"key": "service-cluster-ip-range", "value": real_node.service_cidr, "override": False}],
+        })
+    config = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": options,
+        "componentsPatches": patches,
+    }
     return [config, *stages]
 
 
@@ -583,31 +638,61 @@ def up(
     port_base: int = PORT_MIN,
     install_crds: bool | str = True,
     progress: Any = None,
+    real_nodes: int | None = None,
 ) -> ClusterInfo:
-    """Start cluster NAME (or reuse it when its API already answers) and return its description."""
+    """Start cluster NAME (or reuse it when its API already answers) and return its description.
+
+    ``real_nodes`` (0 or 1; default ``$LLMOPS_REAL_NODES``, else 1) adds a
+    real containerd/kubelet node (llmops.node) to the local provider's kwok pools.
+    """
     say = progress or (lambda _msg: None)
     provider = resolve_provider(provider)
+    real = provider == "local" and real_node_count(real_nodes) > 0
     timings: dict[str, float] = {}
     started = time.monotonic()
     if api_ready(name):
         say(f"cluster {name} is already up; reusing it")
+        spec = node.NodeSpec.load(cluster_dir(name) / "node")
+        if real and spec is None:
+            say(f"note: cluster {name} runs without a real node (started with --real-nodes 0); "
+                f"`llmops cluster down --name {name}` and `up` again to get one")
+        elif real and spec is not None and not node.supervisor_alive(spec):
+            say(f"the real node {spec.node_name} is not running; restarting it")
+            node.stop(spec)
+            _start_real_node(name, spec, _node_images(say), say)
+            _wait_real_node(name, spec, say)
     else:
-        if cluster_dir(name).exists():
+        if cluster_dir(name).exists() or node.netns_exists(f"{name}-node"):
             say(f"removing the leftovers of a stopped cluster {name}")
             down(name)
+        spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name)) if real else None
+        if spec is not None:
+            node.preflight(spec)
+            # The images go first: the node's sandbox needs pause, and a cold
+            # build should not run while the control plane waits.
+            mark = time.monotonic()
+            archives = _node_images(say)
+            timings["images_s"] = time.monotonic() - mark
         cluster_dir(name).mkdir(parents=True)
         _provider_file(name).write_text(provider)
         try:
+            mark = time.monotonic()
             if provider == "local":
-                _up_local(name, Ports.from_base(port_base), say)
+                _up_local(name, Ports.from_base(port_base), say, spec)
             else:
                 _up_kind(name, say)
-            timings["control_plane_s"] = time.monotonic() - started
+            timings["control_plane_s"] = time.monotonic() - mark
             mark = time.monotonic()
             _wait("the API server /readyz", API_READY_TIMEOUT_S, lambda: api_ready(name))
             timings["api_ready_s"] = time.monotonic() - mark
+            if spec is not None:
+                mark = time.monotonic()
+                _start_real_node(name, spec, archives, say)
+                timings["real_node_started_s"] = time.monotonic() - mark
             mark = time.monotonic()
             _add_nodes(name, provider, pools)
+            if spec is not None:
+                _wait_real_node(name, spec, say)
             timings["nodes_ready_s"] = time.monotonic() - mark
             if install_crds:
                 mark = time.monotonic()
@@ -618,6 +703,8 @@ def up(
         except BaseException:
             say(f"cluster {name} failed to come up; cleaning up (logs kept only in the error)")
             logs = _log_tail(name)
+            if spec is not None:
+                logs = "\n".join(filter(None, [logs, node.log_tail(spec)]))
             down(name)
             if logs:
                 say(logs)
@@ -628,14 +715,60 @@ def up(
     return info
 
 
-def _up_local(name: str, ports: Ports, say: Any) -> None:
+def real_node_count(requested: int | None) -> int:
+    raw = requested if requested is not None else os.environ.get(REAL_NODES_ENV, "1")
+    try:
+        count = int(raw)
+    except ValueError:
+        count = -1
+    if count not in (0, 1):
+        raise LlmopsError(f"real nodes: {raw!r} is not allowed; use 0 (kwok nodes only) or 1 (--real-nodes / ${REAL_NODES_ENV})")
+    return count
+
+
+def _node_images(say: Any) -> list[Path]:
+    from llmops import images
+
+    built = images.build_all(list(NODE_IMAGES), say)
+    return [built[n] for n in NODE_IMAGES]
+
+
+def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], say: Any) -> None:
+    from llmops import images
+
+    say(f"starting the real node {spec.node_name}: netns {spec.netns}, node {spec.node_ip}, pods {spec.pod_cidr}, "
+        f"services {spec.service_cidr}")
+    node.create_network(spec)
+    ca = _pki_dir(name) / "ca.crt"
+    node.write_configs(spec, kubeconfig_path(name), ca, images.ref("pause"))
+    node.start(spec, say)
+    node.wait_socket(spec.containerd_socket, node.START_TIMEOUT_S, "the node's containerd", lambda: node.supervisor_alive(spec))
+    mark = time.monotonic()
+    node.import_images(spec, archives)
+    say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
+
+
+def _wait_real_node(name: str, spec: node.NodeSpec, say: Any) -> None:
+    def ready() -> bool:
+        if not node.supervisor_alive(spec):
+            raise LlmopsError(f"the real node's supervisor exited; logs under {spec.logs}")
+        n = json.loads(kubectl(name, "get", "node", spec.node_name, "-o", "json", "--ignore-not-found") or "{}")
+        st = n.get("status", {})
+        is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", []))
+        return is_ready and st.get("allocatable", {}).get(GPU_RESOURCE) == str(node.FAKE_GPUS)
+
+    say(f"waiting for {spec.node_name} to be Ready with {node.FAKE_GPUS} {GPU_RESOURCE} from its device plugin")
+    _wait(f"real node {spec.node_name} Ready with {GPU_RESOURCE}", REAL_NODE_READY_TIMEOUT_S, ready)
+
+
+def _up_local(name: str, ports: Ports, say: Any, real_node: node.NodeSpec | None = None) -> None:
     busy = [p for p in ports.all() if _port_busy(p)]
     if busy:
         raise LlmopsError(
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use; stop what holds them "
             f"(`llmops cluster down --name ...`) or pass --port-base"
         )
-    config = kwokctl_config(ports, [*default_stages(), HELM_TEST_STAGE])
+    config = kwokctl_config(ports, [*default_stages(), HELM_TEST_STAGE], real_node)
     config_file = cluster_dir(name) / "kwokctl.yaml"
     config_file.write_text(yaml.safe_dump_all(config, sort_keys=False))
     kubeconfig_path(name).touch()
@@ -807,12 +940,18 @@ def _log_tail(name: str, lines: int = 10) -> str:
 def down(name: str = DEFAULT_NAME) -> list[str]:
     """Stop cluster NAME and remove every file of it. Returns what had to be force-killed."""
     cdir = cluster_dir(name)
+    spec = node.NodeSpec.load(cdir / "node") or node.NodeSpec(name, 0, 0, cdir / "node")
     if not cdir.exists():
-        return []
+        # A killed run that lost its folder can still hold the node's namespace.
+        return node.stop(spec) if node.netns_exists(spec.netns) else []
     provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
     pids = _pids(name)
     ports = _config_ports(name)
     killed: list[str] = []
+    # The node first: its kubelet must not outlive the API server by much, and
+    # its processes, mounts, cgroups and rules must go before the folder does.
+    if (cdir / "node").exists() or node.netns_exists(spec.netns):
+        killed += [f"node process {p}" for p in node.stop(spec)]
     if provider == "kind":  # pragma: no cover - needs Docker
         kind = shutil.which("kind") or str(paths.tool_path("kind"))
         subprocess.run([kind, "delete", "cluster", "--name", name], env=_env(name), capture_output=True, check=False)
@@ -855,6 +994,7 @@ def leftovers(name: str = DEFAULT_NAME, pids: dict[str, int] | None = None) -> l
     found = []
     if cluster_dir(name).exists():
         found.append(f"folder {cluster_dir(name)}")
+    found += node.leftovers(node.NodeSpec(name, 0, 0, cluster_dir(name) / "node"))
     found += [f"process {c} (pid {p})" for c, p in (pids or {}).items() if procs.pid_alive(p)]
     return found
 
@@ -863,12 +1003,15 @@ def status(name: str = DEFAULT_NAME) -> ClusterInfo:
     provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
     info = ClusterInfo(name, provider, kubeconfig_path(name))
     info.processes = {c: procs.pid_alive(p) for c, p in _pids(name).items()}
+    spec = node.NodeSpec.load(cluster_dir(name) / "node")
+    if spec is not None:
+        info.processes["real-node"] = node.supervisor_alive(spec)
     if not api_ready(name):
         return info
     version = json.loads(kubectl(name, "version", "-o", "json", timeout=10))
     info.server_version = version.get("serverVersion", {}).get("gitVersion", "")
-    for node in json.loads(kubectl(name, "get", "nodes", "-o", "json"))["items"]:
-        meta, st = node["metadata"], node.get("status", {})
+    for item in json.loads(kubectl(name, "get", "nodes", "-o", "json"))["items"]:
+        meta, st = item["metadata"], item.get("status", {})
         info.nodes.append(
             {
                 "name": meta["name"],
@@ -876,10 +1019,16 @@ def status(name: str = DEFAULT_NAME) -> ClusterInfo:
                 "ready": any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", [])),
                 "cpu": st.get("allocatable", {}).get("cpu", ""),
                 "gpus": st.get("allocatable", {}).get(GPU_RESOURCE, "0"),
-                "taints": [f"{t['key']}:{t['effect']}" for t in node.get("spec", {}).get("taints", []) or []],
+                "taints": [f"{t['key']}:{t['effect']}" for t in item.get("spec", {}).get("taints", []) or []],
             }
         )
     return info
+
+
+def has_real_node(name: str = DEFAULT_NAME) -> bool:
+    """Whether cluster NAME runs a real node now (its supervisor is alive)."""
+    spec = node.NodeSpec.load(cluster_dir(name) / "node")
+    return spec is not None and node.supervisor_alive(spec)
 
 
 def pids(name: str = DEFAULT_NAME) -> dict[str, int]:

@@ -45,8 +45,16 @@ def psa_labels(level: str = PSA_LEVEL) -> dict[str, str]:
     return labels
 
 
-def ensure_namespace(namespace: str, *, cluster_name: str = cluster.DEFAULT_NAME, level: str = PSA_LEVEL) -> None:
-    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": psa_labels(level)}}
+def ensure_namespace(
+    namespace: str, *, cluster_name: str = cluster.DEFAULT_NAME, level: str = PSA_LEVEL, real_node: bool = False
+) -> None:
+    """Create or update NAMESPACE with Pod Security labels; ``real_node`` pins its pods to the real node."""
+    meta: dict[str, object] = {"name": namespace, "labels": psa_labels(level)}
+    if real_node:
+        from llmops import node
+
+        meta["annotations"] = node.namespace_annotations()
+    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
     cluster.kubectl(cluster_name, "apply", "-f", "-", input_text=yaml.safe_dump(doc))
 
 
@@ -59,7 +67,10 @@ def helm(
     env = tools.tool_env({"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cluster.cluster_dir(cluster_name) / "kube-cache")})
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise ReleaseError(f"{helm_bin} {' '.join(args[:3])} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+        # stdout carries what Helm printed before failing, e.g. `helm test --logs` pod output.
+        printed = "\n".join(proc.stdout.strip().splitlines()[-40:])
+        raise ReleaseError(f"{helm_bin} {' '.join(args[:3])} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
+                           + (f"\n--- output:\n{printed}" if printed else ""))
     return proc.stdout
 
 
@@ -72,6 +83,8 @@ class Release:
     helm_bin: str = "helm3"
     cluster_name: str = cluster.DEFAULT_NAME
     timings: dict[str, float] = field(default_factory=dict)
+    # Pin the namespace's pods to the cluster's real node (containers really run).
+    real_node: bool = False
 
     def _helm(self, *args: str, timeout: float = 600) -> str:
         return helm(*args, "--namespace", self.namespace, helm_bin=self.helm_bin,
@@ -120,7 +133,7 @@ class Release:
         """helm install (into a PSA-restricted namespace we create) and wait until ready."""
         chart_dir = _prepare(chart, self.helm_bin)
         if create_namespace:
-            ensure_namespace(self.namespace, cluster_name=self.cluster_name)
+            ensure_namespace(self.namespace, cluster_name=self.cluster_name, real_node=self.real_node)
         args = ["install", self.name, str(chart_dir), *_values_args(values, set_values), *self._wait_flags(wait, timeout)]
         return self._timed("install", lambda: self._helm(*args), ready=wait)
 
@@ -134,8 +147,33 @@ class Release:
         args = ["rollback", self.name] + ([str(revision)] if revision else []) + self._wait_flags(wait, timeout)
         return self._timed("rollback", lambda: self._helm(*args), ready=wait)
 
-    def test(self, timeout: str = DEFAULT_TIMEOUT) -> str:
-        return self._timed("test", lambda: self._helm("test", self.name, "--timeout", timeout))
+    def test(self, timeout: str = DEFAULT_TIMEOUT, *, logs: bool = False) -> str:
+        """helm test; with ``logs`` a failure carries the failed test pods' own output.
+
+        (``helm test --logs`` cannot be used: a passing test pod is already
+        gone, deleted by its ``hook-succeeded`` policy, when Helm asks for its logs.)
+        """
+        try:
+            return self._timed("test", lambda: self._helm("test", self.name, "--timeout", timeout))
+        except ReleaseError as exc:
+            if not logs:
+                raise
+            raise ReleaseError(f"{exc}\n--- test pod logs:\n{self._test_pod_logs()}") from exc
+
+    def _test_pod_logs(self) -> str:
+        pods = json.loads(cluster.kubectl(self.cluster_name, "get", "pods", "-n", self.namespace, "-o", "json",
+                                          "-l", f"app.kubernetes.io/instance={self.name}"))["items"]
+        out = []
+        for pod in pods:
+            if pod["metadata"].get("annotations", {}).get("helm.sh/hook") not in ("test", "test-success"):
+                continue
+            name = pod["metadata"]["name"]
+            try:
+                text = cluster.kubectl(self.cluster_name, "logs", "-n", self.namespace, name, "--all-containers")
+            except LlmopsError as err:
+                text = f"(no logs: {err})"
+            out.append(f"{name}:\n{text.strip()}")
+        return "\n".join(out) or "(no test pod left)"
 
     def uninstall(self, *, wait: bool = True, timeout: str = DEFAULT_TIMEOUT) -> str:
         args = ["uninstall", self.name] + (["--wait"] if wait else []) + ["--timeout", timeout]
@@ -239,7 +277,8 @@ def pod_states(namespace: str, *, cluster_name: str = cluster.DEFAULT_NAME, sele
 
 def demo_step(args: argparse.Namespace) -> str:
     """Install (or upgrade) the stack with the demo's values file into the local cluster."""
-    rel = Release(cluster_name=getattr(args, "cluster", None) or cluster.DEFAULT_NAME)
+    name = getattr(args, "cluster", None) or cluster.DEFAULT_NAME
+    rel = Release(cluster_name=name, real_node=cluster.has_real_node(name))
     values = [args.values]
     if rel.status() is None:
         rel.install(DEFAULT_CHART, values)
@@ -248,5 +287,6 @@ def demo_step(args: argparse.Namespace) -> str:
     pods = pod_states(rel.namespace, cluster_name=rel.cluster_name)
     ready = sum(p.ready for p in pods)
     step = "install" if "install" in rel.timings else "upgrade"
-    return (f"(release {rel.name} in namespace {rel.namespace} [PSA {PSA_LEVEL}]: {ready}/{len(pods)} pods ready; "
+    where = "on the real node" if rel.real_node else "on kwok nodes"
+    return (f"(release {rel.name} in namespace {rel.namespace} [PSA {PSA_LEVEL}] {where}: {ready}/{len(pods)} pods ready; "
             f"{step} --wait {rel.timings[step]:.1f}s)")

@@ -114,6 +114,7 @@ def load_specs(pyproject: Path = paths.PYPROJECT) -> dict[str, ToolSpec]:
     tables: dict[str, dict[str, Any]] = data.get("tool", {}).get("llmops", {}).get("tools", {})
     specs: dict[str, ToolSpec] = {}
     for name, raw in tables.items():
+        raw = _inherited(tables, name, raw)
         version = str(raw.get("version") or _python_pin(data, raw.get("distribution", name)))
         specs[name] = ToolSpec(
             name=name,
@@ -146,6 +147,25 @@ def _tool_sets(pyproject: Path, name: str, raw: dict[str, Any], toolsets: dict[s
         raise ToolError(f"{where}: `for` names unknown set(s) {', '.join(unknown)}; "
                         f"sets are {allowed} (declared in [tool.llmops.toolsets])")
     return tuple(sets)
+
+
+# What `build_like = "<tool>"` copies from another go tool's table: the node
+# binaries (kubelet, kube-proxy) must come from the very module, version and
+# replace set of the control plane, so they are pinned once.
+INHERITED_KEYS = ("module", "version", "replace", "require", "ldflags")
+
+
+def _inherited(tables: dict[str, dict[str, Any]], name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    base_name = raw.get("build_like")
+    if not base_name:
+        return raw
+    base = tables.get(base_name)
+    if base is None or base.get("build_like"):
+        raise ToolError(f"pyproject.toml: [tool.llmops.tools.{name}] build_like = {base_name!r} names no plain tool table")
+    clash = [k for k in INHERITED_KEYS if k in raw]
+    if clash:
+        raise ToolError(f"pyproject.toml: [tool.llmops.tools.{name}] sets {', '.join(clash)}; build_like takes them from {base_name}")
+    return {**{k: base[k] for k in INHERITED_KEYS if k in base}, **raw}
 
 
 def _python_pin(data: dict[str, Any], distribution: str) -> str:
@@ -229,6 +249,7 @@ def _install_go(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     for rel, repo_file in spec.get("sources", {}).items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.REPO_ROOT / repo_file, src / rel)
+    (spec.home / ".sources").write_text(sources_digest(spec))
     # Blank imports keep `go mod tidy` from dropping the requirements.
     imports = "\n".join(
         f'\t_ "{pkg}"' for pkg in spec.get("packages", {}).values() if not str(pkg).startswith(".")
@@ -259,6 +280,20 @@ def _go_package_count(hb: Heartbeat, pkgs: list[str], env: dict[str, str], cwd: 
     except ToolError:
         return None
     return len([line for line in out.splitlines() if line.strip() and not line.startswith("go: ")])
+
+
+def sources_digest(spec: ToolSpec) -> str:
+    """Digest of a go tool's own ``sources`` files: an edit to them must rebuild the binary."""
+    h = hashlib.sha256()
+    for rel, repo_file in sorted(spec.get("sources", {}).items()):
+        h.update(rel.encode() + b"\0" + (paths.REPO_ROOT / repo_file).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _go_sources_fresh(spec: ToolSpec) -> bool:
+    # Installs from before this check have no record: taken as fresh.
+    record = spec.home / ".sources"
+    return not spec.get("sources") or not record.exists() or record.read_text() == sources_digest(spec)
 
 
 def _install_python_entrypoint(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
@@ -376,7 +411,11 @@ def _install_apt(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     probe = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False
     )
-    if probe.returncode == 0 and probe.stdout.strip() == spec.version and binary.exists():
+    # `with_packages`: PACKAGE=VERSION installed alongside (e.g. a library the binary needs).
+    extra = [str(p) for p in spec.get("with_packages", [])]
+    if probe.returncode == 0 and probe.stdout.strip() == spec.version and binary.exists() and all(
+        _dpkg_version(p.partition("=")[0]) == p.partition("=")[2] for p in extra
+    ):
         return binary
     if shutil.which("apt-get") is None:
         raise ToolError(f"{spec.name}: apt-get not found; install Debian package {package}={spec.version} by hand")
@@ -386,9 +425,14 @@ def _install_apt(spec: ToolSpec, log: Path, hb: Heartbeat) -> Path:
     if not _APT_UPDATED:
         hb.run([*sudo, "apt-get", "update", "-qq"], step="apt-get update", env=env, log=log)
         _APT_UPDATED = True
-    hb.run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}"],
+    hb.run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"{package}={spec.version}", *extra],
            step=f"apt-get install {package}", env=env, log=log)
     return binary
+
+
+def _dpkg_version(package: str) -> str:
+    probe = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=False)
+    return probe.stdout.strip() if probe.returncode == 0 else ""
 
 
 INSTALLERS: dict[str, Callable[[ToolSpec, Path, Heartbeat], Path]] = {
@@ -402,6 +446,7 @@ INSTALLERS: dict[str, Callable[[ToolSpec, Path, Heartbeat], Path]] = {
 # Kinds whose install can go stale while the stamp stays (a pin inside the
 # spec changed): return False to force a reinstall.
 FRESHNESS: dict[str, Callable[[ToolSpec], bool]] = {
+    "go": _go_sources_fresh,
     "pip-venv-staged": lambda spec: _stamp(spec).exists()
     and _stamp(spec).read_text() == str(staged_venv(spec) / "llmops-bin" / spec.install_as),
 }

@@ -175,3 +175,17 @@ spec:
 @pytest.fixture
 def probe_chart(tmp_path: Path) -> Path:
     return write_probe_chart(tmp_path)
+
+
+def kubelet_started(info: cluster.ClusterInfo, namespace: str, name_part: str) -> list[str]:
+    """Pods whose name contains NAME_PART and whose container a real kubelet started (its events).
+
+    Events outlive the pod (a passing `helm test` pod is deleted at once);
+    kwok never reports them.
+    """
+    events = kubectl_json(info, "get", "events", "-n", namespace, "--field-selector", "reason=Started")["items"]
+    return sorted({
+        e["involvedObject"]["name"] for e in events
+        if name_part in e["involvedObject"]["name"]
+        and (e.get("source", {}).get("component") == "kubelet" or e.get("reportingComponent") == "kubelet")
+    })

@@ -2,8 +2,11 @@
 
 Per environment: install --wait into a PSA-restricted namespace, every
 Deployment Available, GPU pods only on GPU nodes (CPU pods never there), the
-real admission accepted every pod, helm test passes, an upgrade with changed
-values and a rollback, and uninstall leaves only what is documented as kept.
+real admission accepted every pod, an upgrade with changed values and a
+rollback, and uninstall leaves only what is documented as kept. The local
+environment runs on the real node, where `helm test` runs its real script;
+environments on kwok pools only show their test hook (a kwok pod runs nothing,
+so a passing `helm test` there would prove nothing).
 Separately: an upgrade from the previous released chart version, packaged
 from git history. Install-to-ready times go to reports/cluster/install-times.json.
 """
@@ -22,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, environments, paths, release, render
+from llmops import cluster, environments, node, paths, release, render
 
-from .conftest import kubectl_json, wait_until
+from .conftest import kubectl_json, kubelet_started, wait_until
 
 UMBRELLA = paths.CHARTS_DIR / "llmops-stack"
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
@@ -34,6 +37,8 @@ INSTALL_TIMEOUT = "3m"
 KEEP_ANNOTATION = "helm.sh/resource-policy"
 UPGRADE_MARK = {"vllm": {"modelDefaults": {"extraEnv": [{"name": "LLMOPS_UPGRADE_MARK", "value": "2"}]}}}
 TIMES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "install-times.json"
+# Environments whose every image `llmops cluster up` builds for the real node.
+REAL_NODE_ENVS = ("local",)
 
 
 # Room for one release per pytest-xdist worker: environments install one at a time, but other
@@ -131,11 +136,23 @@ def _hold_autoscaled_at_minimum(info: cluster.ClusterInfo, namespace: str, workl
             cluster.kubectl(info.name, "scale", f"{w.kind.lower()}/{w.name}", f"--replicas={w.replicas}", "-n", namespace)
 
 
+def _assert_running_in_containers(info: cluster.ClusterInfo, namespace: str) -> None:
+    """Every pod of NAMESPACE is on the real node with containers containerd started."""
+    pods = kubectl_json(info, "get", "pods", "-n", namespace)["items"]
+    real = {n["name"] for n in info.nodes if n["pool"] == node.NODE_LABEL_POOL}
+    for pod in pods:
+        assert pod["spec"].get("nodeName") in real, f"{pod['metadata']['name']} is on {pod['spec'].get('nodeName')}"
+        for c in pod["status"].get("containerStatuses", []):
+            assert c.get("containerID", "").startswith("containerd://"), c
+
+
 def _assert_placement(info: cluster.ClusterInfo, namespace: str, workloads: list[cluster.Workload]) -> None:
     """Each workload runs exactly its at-rest replicas, every pod bound to a node of a pool it belongs on."""
     assert workloads, "the release has no workload to place"
     pools = {p.name: p for p in cluster.DEFAULT_POOLS}
     node_pool = {n["name"]: pools[n["pool"]] for n in info.nodes if n["pool"] in pools}
+    # The real node takes CPU pods and its fake-GPU simulator pods; it is no kwok pool.
+    real_nodes = {n["name"] for n in info.nodes if n["pool"] == node.NODE_LABEL_POOL}
     pods = kubectl_json(info, "get", "pods", "-n", namespace)["items"]
     for w in workloads:
         mine = [p for p in pods if w.selector.items() <= (p["metadata"].get("labels") or {}).items()
@@ -143,16 +160,20 @@ def _assert_placement(info: cluster.ClusterInfo, namespace: str, workloads: list
         placed = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in mine}
         assert len(placed) == w.replicas and all(placed.values()), (
             f"{w.kind} {w.name}: want {w.replicas} scheduled pods ({w.autoscaler or 'spec.replicas'}), got {placed}")
-        for pod, node in placed.items():
-            pool = node_pool.get(str(node))
-            assert pool is not None, f"{pod} is on {node}, which is in no simulated pool"
+        for pod, where in placed.items():
+            if where in real_nodes:
+                assert cluster.GPU_PRODUCT_LABEL not in w.node_selector, (
+                    f"{pod} selects a GPU product yet landed on the real node {where}")
+                continue
+            pool = node_pool.get(str(where))
+            assert pool is not None, f"{pod} is on {where}, which is in no simulated pool"
             labels = {cluster.POOL_LABEL: pool.name, **pool.labels}
             assert all(labels.get(k) == v for k, v in w.node_selector.items()), (
-                f"{pod} is on {node} (pool {pool.name}), which lacks its nodeSelector {w.node_selector}")
+                f"{pod} is on {where} (pool {pool.name}), which lacks its nodeSelector {w.node_selector}")
             if w.gpus:
-                assert pool.gpus >= w.gpus, f"GPU pod {pod} landed on {node} (pool {pool.name}, {pool.gpus} GPUs)"
+                assert pool.gpus >= w.gpus, f"GPU pod {pod} landed on {where} (pool {pool.name}, {pool.gpus} GPUs)"
             else:
-                assert pool.gpus == 0, f"CPU-only pod {pod} landed on GPU node {node} (pool {pool.name})"
+                assert pool.gpus == 0, f"CPU-only pod {pod} landed on GPU node {where} (pool {pool.name})"
 
 
 def _assert_admission_accepted_every_pod(info: cluster.ClusterInfo, namespace: str) -> None:
@@ -202,12 +223,15 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
     # the release never collide between parallel tests.
     name = f"{env.stem}-h{helm_bin[-1]}"
     namespace = name
-    release.ensure_namespace(namespace, cluster_name=local_cluster.name)
+    # The local environment runs on the real node (its images are built
+    # here); the others land on the kwok pools they select.
+    real = env.stem in REAL_NODE_ENVS and cluster.has_real_node(local_cluster.name)
+    release.ensure_namespace(namespace, cluster_name=local_cluster.name, real_node=real)
     layers = environments.test_layers([env])  # test-only digests over production placeholders
     manifests = render.render(UMBRELLA, layers, helm=helm_bin, release=name, namespace=namespace)
     pvs, prepared, priority_classes = _bind_volumes(local_cluster, namespace, manifests)
     workloads = cluster.workloads(manifests)
-    rel = release.Release(name, namespace, helm_bin, local_cluster.name)
+    rel = release.Release(name, namespace, helm_bin, local_cluster.name, real_node=real)
     try:
         started = time.monotonic()
         rel.install(UMBRELLA, layers, timeout=INSTALL_TIMEOUT, create_namespace=False)
@@ -219,7 +243,18 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
 
         _assert_placement(local_cluster, namespace, workloads)
         _assert_admission_accepted_every_pod(local_cluster, namespace)
-        rel.test(timeout="2m")
+        if real:
+            rel.test(timeout="2m", logs=True)
+            _assert_running_in_containers(local_cluster, namespace)
+            assert kubelet_started(local_cluster, namespace, "test-chat"), "helm test passed without running its pod"
+        else:
+            # On kwok nodes a test pod runs nothing: `helm test` would only
+            # report what a kwok Stage decided. It runs where pods are real
+            # (above); here the hook must at least exist and target the engine.
+            hooks = [h for h in yaml.safe_load_all(release.helm("get", "hooks", name, "-n", namespace, helm_bin=helm_bin,
+                                                               cluster_name=local_cluster.name)) if h]
+            tests = [h for h in hooks if h["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+            assert tests and all(".svc:" in json.dumps(h["spec"]) for h in tests), hooks
 
         rel.upgrade(UMBRELLA, layers, set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
         _wait_available(local_cluster, namespace)

@@ -171,7 +171,9 @@ class AutoscaleStack:
         # then KEDA's again from the exact version whose operator runs here.
         self._timed("cluster", lambda: cluster.up(cfg.cluster_name, "local", pools=cfg.pools,
                                                   port_base=cfg.cluster_port_base, install_crds=True,
-                                                  progress=self.say))  # fmt: skip
+                                                  progress=self.say,
+                                                  # Simulators run on the host here (one per kwok pod).
+                                                  real_nodes=0))  # fmt: skip
         if self._started_cluster and not cfg.keep_cluster:
             self._stack.callback(cluster.down, cfg.cluster_name)
         self.api = kconfig.new_client_from_config(str(cluster.kubeconfig_path(cfg.cluster_name)))

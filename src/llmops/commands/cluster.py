@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
                       help=f"first of the 10 ports this cluster uses (default {cluster.PORT_MIN})")
     p_up.add_argument("--crds", choices=cluster.CRD_SELECTIONS, default="all",
                       help="operator CRDs to install: all pinned (default), only kinds the charts render, or none")
+    p_up.add_argument("--real-nodes", type=int, choices=[0, 1], default=None,
+                      help="local provider: add a real containerd/kubelet node (1, default; env "
+                           f"{cluster.REAL_NODES_ENV}) or only kwok nodes (0)")
     p_up.set_defaults(func=_up)
 
     p_down = csub.add_parser("down", help="stop the cluster and remove all its files")
@@ -47,7 +50,7 @@ def register(sub: Any) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     info = cluster.up(args.name, args.provider, port_base=args.port_base, install_crds=args.crds,
-                      progress=lambda m: print(m, flush=True))
+                      progress=lambda m: print(m, flush=True), real_nodes=args.real_nodes)
     _print(info)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in info.timings.items())
     print(f"\nready in {info.timings.get('total_s', 0):.1f}s ({timings})")

@@ -29,6 +29,15 @@ def engine_deployments(values_file: str | Path, release: str, namespace: str) ->
 def demo_step(args: argparse.Namespace) -> str:
     release = getattr(args, "release", None) or DEFAULT_RELEASE
     namespace = getattr(args, "namespace", None) or DEFAULT_NAMESPACE
+    from llmops import cluster
+
+    if cluster.has_real_node(getattr(args, "cluster", None) or cluster.DEFAULT_NAME):
+        # The release's pods run on the real node: load goes through its Services.
+        with targets.from_release(release, namespace) as resolved:
+            listing = ", ".join(f"{m} -> {' '.join(u)}" for m, u in resolved.items())
+            print(f"  targets: {listing} (engine pods on the real node, through their Service)", flush=True)
+            outcome = _run(args, resolved, f"release {release} -n {namespace}: its Services' ClusterIPs (kube-proxy)")
+        return _finish(outcome, release, namespace, keep=False)
     deployments = engine_deployments(args.values, release, namespace)
     keep = bool(getattr(args, "keep", False))
     with endpoints.EndpointManager() as manager:
@@ -54,6 +63,10 @@ def demo_step(args: argparse.Namespace) -> str:
             print(f"  note: cannot resolve release {release} through the API server ({exc}); "
                   "load goes straight to the simulators", flush=True)  # fmt: skip
             outcome = _run(args, started, "simulators started for the values file")
+    return _finish(outcome, release, namespace, keep=keep)
+
+
+def _finish(outcome: harness.Outcome, release: str, namespace: str, *, keep: bool) -> str:
     for line in outcome.lines:
         print(f"  {line}", flush=True)
     print(f"  report: {outcome.report_dir / 'summary.md'} (Locust HTML, JSON, PNG plots beside it)", flush=True)

@@ -3,11 +3,13 @@
 - ``--url URL``: any OpenAI-compatible endpoint; model names from ``--model`` or ``GET /v1/models``.
 - ``--release NAME -n NS``: the release's engine Services (label
   ``app.kubernetes.io/instance=NAME``, ``app.kubernetes.io/component=engine``,
-  model from ``llmops.io/model``) are read through the Kubernetes API. On the
-  local provider (kwok) Services do not route, so each model maps to the host
-  simulators registered for that release (:mod:`llmops.endpoints` registry);
-  elsewhere (kind) a ``kubectl port-forward`` to the Service's ``http`` port
-  is opened on a local port of 18000-18099 and closed afterwards.
+  model from ``llmops.io/model``) are read through the Kubernetes API. Pods
+  on kwok nodes run nothing, so such a model maps to the host simulators
+  registered for that release (:mod:`llmops.endpoints` registry); pods on the
+  local cluster's real node are reached through the Service's ClusterIP,
+  which the host routes into the node (kube-proxy does the rest); elsewhere
+  (kind) a ``kubectl port-forward`` to the Service's ``http`` port is opened
+  on a local port of 18000-18099 and closed afterwards.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def engine_services(release: str, namespace: str) -> list[dict[str, Any]]:
     for svc in items:
         labels = svc.metadata.labels or {}
         port = next((p.port for p in svc.spec.ports or [] if p.name == "http"), None)
-        out.append({"name": svc.metadata.name, "model": labels.get(MODEL_LABEL, svc.metadata.name), "port": port})
+        cluster_ip = svc.spec.cluster_ip if svc.spec.cluster_ip not in (None, "", "None") else None
+        out.append({"name": svc.metadata.name, "model": labels.get(MODEL_LABEL, svc.metadata.name), "port": port,
+                    "cluster_ip": cluster_ip})
     if not out:
         raise LlmopsError(
             f"release {release} in namespace {namespace} has no engine Service "
@@ -98,6 +102,11 @@ def from_release(release: str, namespace: str) -> Iterator[dict[str, list[str]]]
                 continue
             if svc["port"] is None:
                 raise LlmopsError(f"Service {namespace}/{svc['name']} has no port named http")
+            routed = _through_service(svc)
+            if routed:
+                for served, url in routed.items():
+                    targets.setdefault(served, []).append(url)
+                continue
             url, proc = _port_forward(namespace, svc["name"], svc["port"])
             forwards.append(proc)
             try:
@@ -115,6 +124,23 @@ def from_release(release: str, namespace: str) -> Iterator[dict[str, list[str]]]
         for proc in forwards:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def _through_service(svc: dict[str, Any]) -> dict[str, str]:
+    """Served model -> the Service's own ClusterIP URL, when this host routes to it.
+
+    The local cluster's real node routes its Service range through a veth
+    (llmops.node): requests then cross kube-proxy's rules to the pods like any
+    in-cluster client's. Elsewhere the ClusterIP does not answer and the
+    caller falls back to a port-forward.
+    """
+    if not svc.get("cluster_ip"):
+        return {}
+    url = f"http://{svc['cluster_ip']}:{svc['port']}"
+    try:
+        return {served: url for served in models_at(url, timeout=3)}
+    except LlmopsError:
+        return {}
 
 
 def _port_forward(namespace: str, service: str, port: int) -> tuple[str, subprocess.Popen[bytes]]:

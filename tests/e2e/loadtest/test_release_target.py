@@ -92,3 +92,39 @@ def endpoints_served(url: str) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:  # noqa: S310 - loopback
         text = resp.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total"))
+
+
+def test_release_on_the_real_node_is_loaded_through_its_service_cluster_ip(tmp_path: Path) -> None:
+    """No host simulator: the pods run on the real node and the load crosses the Service (kube-proxy)."""
+    from llmops import images
+
+    sim = images.recipes()["llm-d-inference-sim"]
+    values = tmp_path / "vllm.yaml"
+    registry_, _, repository = images.ref("llm-d-inference-sim").rpartition(":")[0].partition("/")
+    values.write_text(yaml.safe_dump({
+        **VALUES,
+        "simulator": {**VALUES["simulator"], "image": {"registry": registry_, "repository": repository, "tag": sim.version}},
+    }))  # fmt: skip
+    ns = f"ltr-{uuid.uuid4().hex[:6]}"
+    with cluster.shared(CLUSTER_NAME, "local") as info:
+        if not cluster.has_real_node(info.name):
+            pytest.fail(f"cluster {info.name} has no real node (LLMOPS_REAL_NODES=0?)")
+        rel = release.Release(name="ltr", namespace=ns, cluster_name=info.name, real_node=True)
+        try:
+            rel.install(paths.CHARTS_DIR / "vllm", [values])
+            svc = json.loads(cluster.kubectl(info.name, "get", "service", "-n", ns, "ltr-tiny", "-o", "json"))
+            report = tmp_path / "report"
+            proc = subprocess.run(
+                [sys.executable, "-m", "llmops", "loadtest", "--release", "ltr", "-n", ns, "--duration", "3s",
+                 "--users", "4", "--report-dir", str(report)],
+                capture_output=True, text=True, timeout=180, check=False, cwd=paths.REPO_ROOT,
+                env={**os.environ, "PYTHONPATH": str(paths.REPO_ROOT / "src"),
+                     "LLMOPS_ENDPOINTS_REGISTRY": str(tmp_path / "empty.json")},
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            doc = json.loads((report / "summary.json").read_text())
+            assert doc["context"]["targets"] == f"tiny-llm -> http://{svc['spec']['clusterIP']}:8000"
+            assert doc["summary"]["completed"] > 0 and doc["summary"]["failed"] == 0
+        finally:
+            rel.uninstall(wait=False)
+            cluster.kubectl(info.name, "delete", "namespace", ns, "--wait=false")

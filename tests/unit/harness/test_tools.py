@@ -120,3 +120,36 @@ def test_only_the_tools_module_runs_go_so_every_go_cache_stays_in_the_tool_cache
 def test_require_names_the_tool_table_and_its_sets_for_an_alias(isolated_cache: Path) -> None:
     with pytest.raises(ToolError, match=r"llmops tools install kube-control-plane` \(tool sets: demo, cluster, e2e\)"):
         tools.require("kube-scheduler")
+
+
+def test_kube_node_is_built_from_the_control_planes_module_version_and_replaces() -> None:
+    specs = tools.load_specs()
+    node, cp = specs["kube-node"], specs["kube-control-plane"]
+    assert (node.get("module"), node.version, node.get("ldflags")) == (cp.get("module"), cp.version, cp.get("ldflags"))
+    assert node.get("replace") == cp.get("replace")
+    assert {"kubelet", "kube-proxy", "llmops-device-plugin"} <= {node.install_as, *node.get("aliases")}
+
+
+def test_build_like_refuses_a_table_that_also_pins_its_own_version(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[tool.llmops.tools.a]\nkind = "go"\nmodule = "m"\nversion = "v1"\n'
+        '[tool.llmops.tools.b]\nkind = "go"\nbuild_like = "a"\nversion = "v2"\n'
+    )
+    with pytest.raises(ToolError, match="build_like takes them from a"):
+        tools.load_specs(pyproject)
+
+
+def test_an_edit_to_a_go_tools_own_source_makes_it_stale(isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tools.load_specs()["kube-node"]
+    spec.home.mkdir(parents=True)
+    (spec.home / ".sources").write_text(tools.sources_digest(spec))
+    assert tools.FRESHNESS["go"](spec)
+    (spec.home / ".sources").write_text("digest-of-an-older-main.go")
+    assert not tools.FRESHNESS["go"](spec)
+
+
+@pytest.mark.parametrize("name", ["containerd", "ctr", "runc", "cni-plugins", "iptables", "buildah", "gcc", "mmdebstrap"])
+def test_real_node_apt_tools_are_pinned_to_exact_debian_versions(name: str) -> None:
+    spec = tools.load_specs()[name]
+    assert spec.kind == "apt" and spec.get("package") and any(ch.isdigit() for ch in spec.version)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from llmops import environments, kubeschema, paths, render, tools
+from llmops import environments, images, kubeschema, paths, render, tools
 
 CHART = "llmops-stack"
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
@@ -140,7 +140,8 @@ def test_autoscaled_engines_leave_replicas_to_their_autoscaler(render_chart, env
 def test_local_runs_the_simulator_with_no_gpu_anywhere(render_chart) -> None:
     manifests = render_chart(CHART, [_env("local")])
     (dep,) = _engines(manifests)
-    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/llm-d/llm-d-inference-sim:")
+    # Built here and imported into the real node (llmops.images), never pulled.
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == images.ref("llm-d-inference-sim")
     assert "gpu" not in str([m.obj for m in manifests]).lower().replace("gpu-memory", "")
     assert not render.find(manifests, "PersistentVolumeClaim")
     assert all(s["spec"]["type"] == "ClusterIP" for s in render.find(manifests, "Service"))
@@ -323,3 +324,9 @@ def test_staging_downloads_only_the_files_vllm_loads(render_chart) -> None:
     assert "*.safetensors" in includes and "*.json" in includes
     assert not any(p.endswith((".pth", ".bin", ".pt")) for p in includes)
     assert "original/*" in excludes
+
+
+def test_local_helm_test_runs_the_python_image_built_here(render_chart) -> None:
+    manifests = render_chart(CHART, [_env("local")])
+    tests = [m.obj for m in manifests if m.obj["kind"] == "Pod" and "test" in m.obj["metadata"].get("annotations", {}).get("helm.sh/hook", "")]
+    assert tests and all(p["spec"]["containers"][0]["image"] == images.ref("python") for p in tests)

@@ -1,0 +1,274 @@
+"""Container images built on this machine, offline, for the real node.
+
+No registry is reachable here, so every image a real pod runs is built from
+pinned inputs with buildah (``--storage-driver vfs``, no daemon), written as
+an OCI archive into the tool cache under a content key, and imported into the
+node's containerd. Names say what they are: ``localhost/llmops/<what>:<ver>``;
+an upstream name is never put on a locally built image.
+
+Two bases:
+
+- ``scratch``: static binaries only (Go tools built by ``llmops tools
+  install`` with CGO off; the pause binary compiled from the pinned
+  Kubernetes module's own ``build/pause/linux/pause.c``).
+- ``debian``: a Debian root filesystem from apt (``mmdebstrap``, variant
+  ``extract``: ``packages`` and their dependencies, unpacked), optionally with a Python virtualenv of
+  pinned PyPI requirements (``pip``). The vLLM Router image is meant to be one
+  more entry of this kind: ``packages=("python3", "python3-venv")`` and
+  ``pip=("vllm-router==<ver>",)``.
+
+Every image runs as UID 10001 (65535 for pause) with nothing writable in its
+root: the charts mount what must be written.
+
+The cache key is a digest of the recipe, the bytes of every file copied in,
+and the pinned builder versions; a changed input builds a new archive next to
+the old one. Builds are reproducible in content (file times set to a fixed
+``SOURCE_DATE_EPOCH``, ``buildah commit --timestamp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmops import paths, tools
+from llmops.errors import LlmopsError, ToolError
+
+Say = Callable[[str], None]
+REGISTRY = "localhost/llmops"
+# Fixed file and image times: the same inputs give the same layer bytes.
+SOURCE_DATE_EPOCH = 1700000000
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+USER = "10001:10001"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One image: where its files come from and how it starts."""
+
+    name: str
+    version: str
+    base: str  # "scratch" | "debian"
+    # image path -> source: a pinned tool's install name ("tool:NAME") or a
+    # builder ("build:NAME", see BUILDERS) that produces the file.
+    files: dict[str, str] = field(default_factory=dict)
+    packages: tuple[str, ...] = ()  # debian only
+    pip: tuple[str, ...] = ()  # debian only: a venv at /opt/venv
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    user: str = USER
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{REGISTRY}/{self.name}:{self.version}"
+
+
+def _tool_version(name: str) -> str:
+    return tools.load_specs()[name].version
+
+
+def _sim_version() -> str:
+    return _tool_version("inference-sim")
+
+
+def _pause_version() -> str:
+    # The pause binary comes from the control plane's Kubernetes module.
+    return f"3.10.1-k8s{_tool_version('kube-control-plane')}"
+
+
+def recipes() -> dict[str, Recipe]:
+    """The table of images. Add an image by adding an entry."""
+    table = [
+        Recipe("pause", _pause_version(), "scratch", files={"/pause": "build:pause"},
+               entrypoint=("/pause",), user="65535:65535"),
+        Recipe("llm-d-inference-sim", _sim_version(), "scratch",
+               files={"/llm-d-inference-sim": "tool:llm-d-inference-sim"},
+               entrypoint=("/llm-d-inference-sim",), env=(("HOME", "/tmp"),)),
+        # `helm test` image: any python3 (the chart's test runs `python3 -c`).
+        Recipe("python", "3.11-bookworm", "debian", packages=("python3",),
+               entrypoint=("python3",), env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"))),
+    ]
+    return {r.name: r for r in table}
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+
+def _build_pause(out: Path) -> None:
+    """Kubernetes' pause, from build/pause/linux/pause.c of the pinned module, linked statically."""
+    spec = tools.load_specs()["kube-control-plane"]
+    src = tools.go_module_dir(spec.get("module"), spec.version) / "build" / "pause" / "linux" / "pause.c"
+    gcc = tools.require("gcc")
+    version = _pause_version()
+    _run([str(gcc), "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{version}", "-o", str(out), str(src)])
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"pause": _build_pause}
+
+
+def _source_file(source: str, workdir: Path) -> Path:
+    kind, _, name = source.partition(":")
+    if kind == "tool":
+        return tools.require(name).resolve()
+    if kind == "build":
+        out = workdir / f"built-{name}"
+        if not out.exists():
+            BUILDERS[name](out)
+        return out
+    raise LlmopsError(f"image file source {source!r}: use tool:NAME or build:NAME")
+
+
+def cache_key(recipe: Recipe, files: dict[str, Path]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({**recipe.__dict__, "files": sorted(recipe.files.items())}, sort_keys=True, default=list).encode())
+    for dest, src in sorted(files.items()):
+        h.update(dest.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
+    builders = ["buildah"] + (["mmdebstrap"] if recipe.base == "debian" else [])
+    h.update(" ".join(f"{b}={_tool_version(b)}" for b in builders).encode())
+    return h.hexdigest()[:16]
+
+
+def images_dir() -> Path:
+    return paths.cache_root() / "images"
+
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+
+def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise ToolError(f"`{' '.join(argv[:6])} ...` failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def _lock(name: str) -> Iterator[None]:
+    locks = paths.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"image-{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _debian_rootfs(recipe: Recipe, out: Path) -> None:
+    """A root filesystem of ``packages`` and their dependencies, unpacked (mmdebstrap variant ``extract``).
+
+    Nothing is configured (no maintainer scripts, no shell, no dpkg/apt in
+    the image): what a runtime image of a Python program needs, about 57 MB
+    for python3.
+    """
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(SOURCE_DATE_EPOCH))
+    _run([
+        str(tools.require("mmdebstrap")), "--variant=extract", "--quiet",
+        f"--include={','.join(recipe.packages)}",
+        # No docs or man pages in an image nobody logs into.
+        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+        DEBIAN_SUITE, str(out), DEBIAN_MIRROR,
+    ], env=env)  # fmt: skip
+
+
+def build(recipe: Recipe, say: Say = lambda _m: None) -> Path:
+    """The OCI archive of RECIPE, built now unless the cache holds one with the same key."""
+    with tempfile.TemporaryDirectory(prefix=f"llmops-image-{recipe.name}-") as tmp:
+        work = Path(tmp)
+        files = {dest: _source_file(src, work) for dest, src in recipe.files.items()}
+        key = cache_key(recipe, files)
+        archive = images_dir() / recipe.name / f"{recipe.version}-{key}.oci.tar"
+        if archive.exists():
+            return archive
+        with _lock(recipe.name):
+            if archive.exists():
+                return archive
+            started = time.monotonic()
+            say(f"building image {recipe.ref} ({recipe.base}) ...")
+            _buildah_build(recipe, files, work, archive)
+            say(f"built {recipe.ref} in {time.monotonic() - started:.1f}s ({archive.stat().st_size / 1e6:.1f} MB)")
+    return archive
+
+
+def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: Path) -> None:
+    storage = work / "storage"
+    buildah = [str(tools.require("buildah")), "--storage-driver", "vfs", "--root", str(storage / "root"),
+               "--runroot", str(storage / "run")]
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(SOURCE_DATE_EPOCH), BUILDAH_ISOLATION="chroot")
+    ctr = _run([*buildah, "from", "scratch"], env=env)
+    try:
+        mnt = Path(_run([*buildah, "mount", ctr], env=env))
+        if recipe.base == "debian":
+            rootfs = work / "rootfs.tar"
+            _debian_rootfs(recipe, rootfs)
+            _run(["tar", "-C", str(mnt), "-xf", str(rootfs)])
+            for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
+                shutil.rmtree(mnt / junk, ignore_errors=True)
+            if recipe.pip:
+                # pip reaches PyPI from inside the root: it needs a resolver for that time only.
+                resolv = mnt / "etc" / "resolv.conf"
+                shutil.copyfile("/etc/resolv.conf", resolv)
+                try:
+                    _run(["chroot", str(mnt), "python3", "-m", "venv", "/opt/venv"])
+                    _run(["chroot", str(mnt), "/opt/venv/bin/pip", "install", "--no-cache-dir", *recipe.pip],
+                         timeout=3600)
+                finally:
+                    resolv.unlink(missing_ok=True)
+        for dest, src in files.items():
+            target = mnt / dest.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            target.chmod(0o755)
+        for d in ("tmp",):
+            (mnt / d).mkdir(mode=0o1777, exist_ok=True)
+        # Same bytes every build: every file time is the fixed epoch.
+        _run(["find", str(mnt), "-newermt", f"@{SOURCE_DATE_EPOCH}", "-exec", "touch", "--no-dereference",
+              f"--date=@{SOURCE_DATE_EPOCH}", "{}", "+"])
+        _run([*buildah, "umount", ctr], env=env)
+        config = [*buildah, "config", "--user", recipe.user, "--os", "linux", "--arch", "amd64",
+                  "--label", f"org.opencontainers.image.title={recipe.name}",
+                  "--label", f"org.opencontainers.image.version={recipe.version}",
+                  "--label", "org.opencontainers.image.vendor=llmops (built locally)"]
+        if recipe.entrypoint:
+            config += ["--entrypoint", json.dumps(list(recipe.entrypoint))]
+        config += ["--cmd", json.dumps(list(recipe.cmd))]
+        for k, v in recipe.env:
+            config += ["--env", f"{k}={v}"]
+        _run([*config, ctr], env=env)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = archive.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        _run([*buildah, "commit", "--format", "oci", "--timestamp", str(SOURCE_DATE_EPOCH), "--rm", ctr,
+              f"oci-archive:{partial}:{recipe.ref}"], env=env)
+        partial.rename(archive)
+    finally:
+        subprocess.run([*buildah, "rm", "--all"], capture_output=True, env=env, check=False)
+        # vfs layers are plain folders; buildah leaves no mounts behind for them.
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def build_all(names: Sequence[str] | None = None, say: Say = lambda _m: None) -> dict[str, Path]:
+    table = recipes()
+    unknown = [n for n in names or [] if n not in table]
+    if unknown:
+        raise LlmopsError(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(sorted(table))}")
+    return {n: build(table[n], say) for n in (names or list(table))}
+
+
+def ref(name: str) -> str:
+    """The full reference of image NAME from the table (e.g. for values files and the sandbox image)."""
+    return recipes()[name].ref
