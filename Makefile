@@ -15,7 +15,7 @@ LLMOPS := $(PY) -m llmops
 # pytest-xdist: two workers on this two-core machine; override with JOBS=1.
 JOBS ?= auto
 
-.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs clean-cache
+.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs release clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,14 @@ test-engine: bootstrap ## the real vLLM engine on the CPU
 
 docs: bootstrap ## regenerate charts/*/README.md from the `# --` comments in values.yaml (helm-docs)
 	@$(LLMOPS) docs
+
+# make release REGISTRY=oci://host/path [VERSION=0.1.0]: package every chart (a
+# recorded VERSION from its commit, else the working tree), sign (key from
+# LLMOPS_SIGNING_KEY/LLMOPS_SIGNING_KEYRING/LLMOPS_VERIFY_KEYRING), push, and
+# pull back with --verify on Helm 3 and 4. Without REGISTRY a local registry
+# is started under build/registry for the run.
+release: bootstrap ## package, sign, push and verify the charts (REGISTRY=oci://..., VERSION=...; docs/releasing.md)
+	@$(LLMOPS) release publish $(if $(VERSION),--version $(VERSION)) $(if $(REGISTRY),--registry $(REGISTRY),--local-registry build/registry)
 
 clean-cache: ## remove the tool cache (next bootstrap is cold)
 	rm -rf "$(LLMOPS_CACHE)"

@@ -106,4 +106,48 @@ def matrix_markdown(records: list[record.ReleaseRecord]) -> str:
 
 
 def _register_publish(rsub: Any) -> None:
-    return None
+    p = rsub.add_parser(
+        "publish",
+        help="package every chart (signed), push to an OCI registry, pull back with --verify (Helm 3 and 4)",
+        description="Signing key from LLMOPS_SIGNING_KEY / LLMOPS_SIGNING_KEYRING / LLMOPS_VERIFY_KEYRING "
+                    "(and LLMOPS_SIGNING_PASSPHRASE_FILE); registry login from LLMOPS_REGISTRY_CONFIG. "
+                    "--local-registry starts the pinned CNCF distribution registry on 127.0.0.1 for the run.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--version", help="a recorded release, packaged from its commit (git archive)")
+    src.add_argument("--all-releases", action="store_true", help="every recorded release, then the working tree")
+    p.add_argument("--registry", help="oci://HOST[:PORT]/PATH to push to (or --local-registry)")
+    p.add_argument("--local-registry", metavar="DIR",
+                   help="start a registry with its data in DIR on a free port in 16100-16109 and push there")
+    p.add_argument("--unsigned", action="store_true", help="skip signing (no key needed); nothing is verified")
+    p.add_argument("--helm", choices=["helm3", "helm4"], default="helm3", help="Helm that packages and pushes")
+    p.set_defaults(func=_publish)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmops.errors import LlmopsError
+    from llmops.publish import oci, registry, signing
+
+    key = None if args.unsigned else signing.from_env()
+    if not args.registry and not args.local_registry:
+        raise LlmopsError("give --registry oci://HOST/PATH or --local-registry DIR")
+    local = registry.LocalRegistry(Path(args.local_registry)).start() if args.local_registry else None
+    try:
+        url = args.registry or local.url("charts")  # type: ignore[union-attr]
+        versions: list[str | None] = [args.version] if args.version else [None]
+        if args.all_releases:
+            versions = [r.version for r in record.load()] + [None]
+        for version in versions:
+            published = oci.publish(url, version=version, key=key, helm_bin=args.helm,
+                                    progress=lambda m: print(m, file=sys.stderr))
+            for item in published:
+                print(f"{item.ref}@{item.digest}")
+        if local:
+            print(f"registry still serving {url} until you press Enter", file=sys.stderr)
+            if sys.stdin.isatty():
+                input()
+    finally:
+        if local:
+            local.stop()
+    return 0
