@@ -64,6 +64,12 @@ def scratch(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copytree(paths.CHARTS_DIR, repo / "charts", ignore=shutil.ignore_patterns("*.tgz", "charts", "Chart.lock"))
+    # The scratch history starts as if every chart had just been released at 0.1.0.
+    for chart_yaml in (repo / "charts").glob("*/Chart.yaml"):
+        text = cut.set_version(chart_yaml.read_text(), "0.1.0")
+        for dep in record.local_dependencies({"c": yaml.safe_load(text)})["c"]:
+            text = cut.set_dependency_pin(text, dep["chart"], "0.1.0")
+        chart_yaml.write_text(text)
     for name in ("pyproject.toml", ".gitignore"):
         shutil.copyfile(paths.REPO_ROOT / name, repo / name)
     (repo / "CHANGELOG.md").write_text("# Changelog\n\n## [Unreleased]\n\n## [0.1.0] - 2026-11-28\n\n### Added\n\n- first\n")
