@@ -34,9 +34,9 @@ UPGRADE_MARK = {"vllm": {"modelDefaults": {"extraEnv": [{"name": "LLMOPS_UPGRADE
 TIMES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "install-times.json"
 
 
-def fit(env: Path, helm_bin: str = "helm3") -> str:
-    """Why ENV cannot run on the simulated cluster, or "" when it fits."""
-    manifests = render.render(UMBRELLA, [env], helm=helm_bin, namespace="fit-check")
+def fit(env: Path | list[Path], helm_bin: str = "helm3") -> str:
+    """Why ENV (a values file, or files in order) cannot run on the simulated cluster, or "" when it fits."""
+    manifests = render.render(UMBRELLA, env if isinstance(env, list) else [env], helm=helm_bin, namespace="fit-check")
     pool_gpus = max(p.gpus for p in cluster.DEFAULT_POOLS)
     total_gpus = sum(p.gpus * p.count for p in cluster.DEFAULT_POOLS)
     wanted = 0

@@ -73,7 +73,7 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
     if (OVERLAYS / f"{env}.yaml").exists():
         values.append(OVERLAYS / f"{env}.yaml")
     try:
-        reason = fit(values[0], helm_bin) if len(values) == 1 else ""
+        reason = fit(values, helm_bin)
     except render.RenderError as exc:
         reason = f"renders only with a digest overlay ({OVERLAYS / (env + '.yaml')} absent): {str(exc)[:200]}"
     if reason:
