@@ -121,6 +121,15 @@ def push(pkg: Path, url: str, helm_bin: str = "helm3") -> tuple[str, str]:
     return ref.group(1), digest.group(1)
 
 
+def exists(url: str, chart: str, version: str, helm_bin: str = "helm3") -> bool:
+    """Whether URL already serves CHART at VERSION (`helm show chart`)."""
+    try:
+        helm(helm_bin, "show", "chart", f"{url}/{chart}", "--version", version, *plain_http(url), timeout=60)
+    except PublishError:
+        return False
+    return True
+
+
 def pull_verified(url: str, chart: str, version: str, keyring: Path, dest: Path, helm_bin: str = "helm3") -> Path:
     """`helm pull --verify` CHART VERSION from URL into DEST; raises PublishError when verification fails."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -143,6 +152,12 @@ def publish(url: str, *, version: str | None, key: SigningKey | None, helm_bin: 
             verify_with: Sequence[str] = ("helm3", "helm4"), work: Path | None = None,
             progress: Progress = print) -> list[Published]:
     """Package (signed when KEY is given), push to URL, pull back and verify with each Helm of VERIFY_WITH."""
+    if version is None:
+        # The tree is publishable only when it obeys the version rule: then a chart still at a
+        # released version has exactly that release's content.
+        problems = record.version_problems()
+        if problems:
+            raise PublishError("the working tree breaks the version rule; cut a release first:\n" + "\n".join(problems))
     own_tmp = work is None
     work = work or Path(tempfile.mkdtemp(prefix="llmops-publish-"))
     try:
@@ -153,6 +168,10 @@ def publish(url: str, *, version: str | None, key: SigningKey | None, helm_bin: 
                                progress=progress)
         published = []
         for name, ver, pkg in packages:
+            if exists(url, name, ver, helm_bin):
+                # A published tag never moves: users may have pinned its digest.
+                progress(f"skipped {name} {ver}: already in {url}")
+                continue
             ref, digest = push(pkg, url, helm_bin)
             prov = pkg.with_name(pkg.name + ".prov")
             published.append(Published(name, ver, ref, digest, pkg, prov if prov.exists() else None))
