@@ -73,7 +73,7 @@ def _record_time(env: str, helm_bin: str, seconds: float) -> None:
 
 
 def _pv(namespace: str, claim: str, spec: dict[str, Any]) -> dict[str, Any]:
-    name = f"pv-{namespace}-{claim}"[:63]
+    name = f"pv-{namespace}-{claim}"[:63].rstrip("-.")  # a cut name must still end alphanumeric
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",

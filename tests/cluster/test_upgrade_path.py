@@ -79,7 +79,7 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
     if reason:
         pytest.xfail(f"{env} of {version} does not fit the simulated cluster: {reason}")
 
-    name = f"up-{env[:12]}-{version.replace('.', '')}-h{helm_bin[-1]}"
+    name = f"up{version.replace('.', '')}-{env[:14].rstrip('-')}-h{helm_bin[-1]}"
     release.ensure_namespace(name, cluster_name=local_cluster.name)
     manifests = render.render(old / "charts" / "llmops-stack", values, helm=helm_bin, release=name, namespace=name)
     pvs, _prepared = _bind_volumes(local_cluster, name, manifests)
