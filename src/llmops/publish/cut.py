@@ -232,6 +232,12 @@ def apply(p: Plan, repo: Path = paths.REPO_ROOT, date: str | None = None, docs: 
         meta = yaml.safe_load(path.read_text())
         path.write_text(set_annotations(path.read_text(), annotations(name, meta, new, entries, repo, path.parent)))
     log_path.write_text(log_text)
+    upgrading = repo / "docs" / "upgrading.md"
+    if upgrading.exists() and "\n## Unreleased\n" in upgrading.read_text():
+        # The notes written since the last release become this version's; a new Unreleased opens above.
+        upgrading.write_text(upgrading.read_text().replace(
+            "\n## Unreleased\n", f"\n## Unreleased\n\n- Nothing to migrate yet.\n\n## {p.version}\n", 1))
+        written.append(upgrading)
     problems = record.pin_problems(record.chart_meta(repo / "charts"))
     if problems:
         raise CutError("after the cut: " + "; ".join(problems))

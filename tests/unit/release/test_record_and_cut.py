@@ -113,6 +113,8 @@ def test_cut_bumps_changed_charts_and_pins_moves_the_changelog_and_writes_artifa
 ) -> None:
     monkeypatch.setenv(cut.ENV_FINGERPRINT, "0123456789ABCDEF0123456789ABCDEF01234567")
     _change_vllm(scratch)
+    (scratch / "docs").mkdir()
+    (scratch / "docs" / "upgrading.md").write_text("# Upgrading\n\n## Unreleased\n\n- rename x to y\n\n## 0.1.0\n")
     plan = cut.plan("0.2.0", scratch)
     assert plan.level == "minor"
     assert plan.bumps == {"vllm": ("0.1.0", "0.2.0"), "llmops-stack": ("0.1.0", "0.2.0")}
@@ -138,6 +140,8 @@ def test_cut_bumps_changed_charts_and_pins_moves_the_changelog_and_writes_artifa
     sections = changelog.parse((scratch / "CHANGELOG.md").read_text())
     assert [(s.version, len(s.entries)) for s in sections] == [("Unreleased", 0), ("0.2.0", 1), ("0.1.0", 1)]
     assert record.version_problems(repo=scratch) == []
+    notes = (scratch / "docs" / "upgrading.md").read_text()
+    assert notes.index("## Unreleased") < notes.index("## 0.2.0\n\n- rename x to y") < notes.index("## 0.1.0")
 
     with pytest.raises(cut.CutError, match="is 0.1.0, not 0.2.0"):
         cut.make_record("0.2.0", "HEAD", repo=scratch)
