@@ -157,19 +157,15 @@ def _blob(home: str, path: str) -> str:
 
 
 def images(chart_dir: Path) -> list[dict[str, str]]:
-    """Every container image the chart runs with its default values (name = container name)."""
+    """Every container image the chart runs with its default values (hooks and init containers included)."""
     from llmops import render
+    from llmops.publish.bundle import images as rendered_images
 
-    seen: dict[str, str] = {}
-    for m in render.render(chart_dir, [], helm="helm3"):
-        spec = m.obj.get("spec", {})
-        pod = spec.get("template", {}).get("spec", spec.get("jobTemplate", {}).get("spec", {})
-                                                .get("template", {}).get("spec", {})) if m.kind != "Pod" else spec
-        for c in (pod or {}).get("containers", []) + (pod or {}).get("initContainers", []):
-            if m.obj.get("metadata", {}).get("annotations", {}).get("helm.sh/hook"):
-                continue
-            seen.setdefault(c["image"], c["name"])
-    return [{"name": name, "image": image} for image, name in sorted(seen.items())]
+    out = []
+    for item in rendered_images(render.render(chart_dir, [], helm="helm3")):
+        name = item["image"].rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+        out.append({"name": name, "image": item["image"]})
+    return out
 
 
 def annotations(chart: str, meta: dict[str, Any], version: str, entries: list[changelog.Entry], repo: Path,
