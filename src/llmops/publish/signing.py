@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops import tools
 from llmops.errors import LlmopsError
 
 ENV_KEY = "LLMOPS_SIGNING_KEY"
@@ -72,7 +73,7 @@ def verify_keyring_from_env(env: dict[str, str] | None = None) -> Path:
 def _gpg(home: Path, *args: str, stdout: Path | None = None) -> str:
     env = {**os.environ, "GNUPGHOME": str(home)}
     with (stdout.open("wb") if stdout else open(os.devnull, "wb")) as out:
-        proc = subprocess.run(["gpg", "--batch", "--yes", *args], env=env, stdout=out if stdout else subprocess.PIPE,
+        proc = subprocess.run([str(tools.require("gpg")), "--batch", "--yes", *args], env=env, stdout=out if stdout else subprocess.PIPE,
                               stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
         raise SigningError(f"gpg {' '.join(args[:2])} failed: {proc.stderr.decode(errors='replace').strip()}")
