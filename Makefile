@@ -17,7 +17,7 @@ LLMOPS := $(PY) -m llmops
 # pytest-xdist: two workers on this two-core machine; override with JOBS=1.
 JOBS ?= auto
 
-.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs loadtest-files clean-cache
+.PHONY: help bootstrap demo test test-unit test-cluster test-e2e test-engine docs loadtest-files release clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,15 @@ docs: ## regenerate charts/*/README.md from the `# --` comments in values.yaml (
 
 loadtest-files: ## generate charts/loadtest/files/ (the locustfile and harness modules) for a plain `helm template`/`helm package`
 	@$(LLMOPS) chart-files
+
+# make release REGISTRY=oci://host/path [VERSION=0.1.0]: package every chart (a
+# recorded VERSION from its commit, else the working tree), sign (key from
+# LLMOPS_SIGNING_KEY/LLMOPS_SIGNING_KEYRING/LLMOPS_VERIFY_KEYRING), push, and
+# pull back with --verify on Helm 3 and 4. Without REGISTRY a local registry
+# is started under build/registry for the run.
+release: ## package, sign, push and verify the charts (REGISTRY=oci://..., VERSION=...; docs/releasing.md)
+	@scripts/bootstrap --for cluster
+	@$(LLMOPS) release publish $(if $(VERSION),--version $(VERSION)) $(if $(REGISTRY),--registry $(REGISTRY),--local-registry build/registry)
 
 clean-cache: ## remove the tool cache (next bootstrap is cold)
 	rm -rf "$(LLMOPS_CACHE)"

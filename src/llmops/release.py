@@ -129,18 +129,25 @@ class Release:
                                f"{', '.join(bad)}; see `llmops status -n {self.namespace}`")
 
     def install(self, chart: str | Path, values: Sequence[str | Path] = (), *, set_values: dict[str, Any] | None = None,
-                wait: bool = True, timeout: str = DEFAULT_TIMEOUT, create_namespace: bool = True) -> str:
-        """helm install (into a PSA-restricted namespace we create) and wait until ready."""
+                wait: bool = True, timeout: str = DEFAULT_TIMEOUT, create_namespace: bool = True,
+                chart_args: Sequence[str] = ()) -> str:
+        """helm install (into a PSA-restricted namespace we create) and wait until ready.
+
+        CHART is a chart folder or an ``oci://`` reference; CHART_ARGS go with
+        it (``--version``, ``--verify --keyring FILE``, ``--plain-http``).
+        """
         chart_dir = _prepare(chart, self.helm_bin)
         if create_namespace:
             ensure_namespace(self.namespace, cluster_name=self.cluster_name, real_node=self.real_node)
-        args = ["install", self.name, str(chart_dir), *_values_args(values, set_values), *self._wait_flags(wait, timeout)]
+        args = ["install", self.name, str(chart_dir), *chart_args, *_values_args(values, set_values),
+                *self._wait_flags(wait, timeout)]
         return self._timed("install", lambda: self._helm(*args), ready=wait)
 
     def upgrade(self, chart: str | Path, values: Sequence[str | Path] = (), *, set_values: dict[str, Any] | None = None,
-                wait: bool = True, timeout: str = DEFAULT_TIMEOUT) -> str:
+                wait: bool = True, timeout: str = DEFAULT_TIMEOUT, chart_args: Sequence[str] = ()) -> str:
         chart_dir = _prepare(chart, self.helm_bin)
-        args = ["upgrade", self.name, str(chart_dir), *_values_args(values, set_values), *self._wait_flags(wait, timeout)]
+        args = ["upgrade", self.name, str(chart_dir), *chart_args, *_values_args(values, set_values),
+                *self._wait_flags(wait, timeout)]
         return self._timed("upgrade", lambda: self._helm(*args), ready=wait)
 
     def rollback(self, revision: int | None = None, *, wait: bool = True, timeout: str = DEFAULT_TIMEOUT) -> str:
@@ -194,7 +201,9 @@ class Release:
         return out
 
 
-def _prepare(chart: str | Path, helm_bin: str) -> Path:
+def _prepare(chart: str | Path, helm_bin: str) -> str | Path:
+    if str(chart).startswith("oci://"):
+        return str(chart)
     chart_dir = render.chart_path(chart)
     if not (chart_dir / "Chart.yaml").exists():
         raise LlmopsError(f"{chart_dir} is not a chart (no Chart.yaml)")

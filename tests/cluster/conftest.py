@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from llmops import cluster, poll, release
+from llmops.publish import oci, record, registry, signing
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
 # Another cluster may hold 16000-16009: LLMOPS_CLUSTER_PORT_BASE picks another block of 10.
@@ -31,6 +32,30 @@ def local_cluster() -> Iterator[cluster.ClusterInfo]:
     """The session's cluster, shared with other pytest-xdist workers; the last one out stops it."""
     with cluster.shared(CLUSTER_NAME, "local", progress=lambda m: print(f"[cluster] {m}"), port_base=PORT_BASE) as info:
         yield info
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> signing.SigningKey:
+    """A signing key generated for this session in a temp GNUPGHOME (never a key of the repository)."""
+    return signing.generate(tmp_path_factory.mktemp("gnupg"))
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry.LocalRegistry]:
+    """The pinned CNCF distribution registry on a free port of 127.0.0.1:16100-16109."""
+    with registry.LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def published(oci_registry: registry.LocalRegistry, signing_key: signing.SigningKey,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[oci.Published]]:
+    """Every recorded release (from its commit) under oci://.../charts, the working tree under oci://.../head."""
+    work = tmp_path_factory.mktemp("publish")
+    out = {rec.version: oci.publish(oci_registry.url("charts"), version=rec.version, key=signing_key, work=work)
+           for rec in record.load()}
+    out["head"] = oci.publish(oci_registry.url("head"), version=None, key=signing_key, work=work)
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ rollback, and uninstall leaves only what is documented as kept. The local
 environment runs on the real node, where `helm test` runs its real script;
 environments on kwok pools only show their test hook (a kwok pod runs nothing,
 so a passing `helm test` there would prove nothing).
-Separately: an upgrade from the previous released chart version, packaged
-from git history. Install-to-ready times go to reports/cluster/install-times.json.
+Upgrades from released versions (releases.yaml, installed from an OCI
+registry) are in test_upgrade_path.py. Install-to-ready times go to reports/cluster/install-times.json.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,9 +44,14 @@ REAL_NODE_ENVS = ("local",)
 PARALLEL_RELEASES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
-def fit(env: Path, helm_bin: str = "helm3") -> str:
-    """Why ENV cannot run on the simulated cluster at rest (autoscalers at their minimum), or "" when it fits."""
-    manifests = render.render(UMBRELLA, environments.test_layers([env]), helm=helm_bin, namespace="fit-check")
+def fit(env: Path | list[Path], helm_bin: str = "helm3") -> str:
+    """Why ENV cannot run on the simulated cluster at rest (autoscalers at their minimum), or "" when it fits.
+
+    ENV is a shipped values file (the test-only digest overlay is layered on
+    it) or a list of files in order, taken as given.
+    """
+    files = env if isinstance(env, list) else environments.test_layers([env])
+    manifests = render.render(UMBRELLA, files, helm=helm_bin, namespace="fit-check")
     return "; ".join(cluster.capacity_problems(manifests, copies=PARALLEL_RELEASES))
 
 
@@ -65,7 +68,7 @@ def _record_time(env: str, helm_bin: str, seconds: float) -> None:
 
 
 def _pv(namespace: str, claim: str, spec: dict[str, Any]) -> dict[str, Any]:
-    name = f"pv-{namespace}-{claim}"[:63]
+    name = f"pv-{namespace}-{claim}"[:63].rstrip("-.")  # a cut name must still end alphanumeric
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -278,22 +281,6 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
             cluster.kubectl(local_cluster.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
 
 
-# ---------------------------------------------------------------------------
-# Upgrade from the previous released chart version (git history)
-# ---------------------------------------------------------------------------
-
-
-def _chart_version_at(rev: str) -> str | None:
-    proc = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "show", f"{rev}:charts/llmops-stack/Chart.yaml"],
-                          capture_output=True, text=True, check=False)
-    return str(yaml.safe_load(proc.stdout)["version"]) if proc.returncode == 0 else None
-
-
-def _exists_at(rev: str, path: str) -> bool:
-    return subprocess.run(["git", "-C", str(paths.REPO_ROOT), "cat-file", "-e", f"{rev}:{path}"],
-                          capture_output=True, check=False).returncode == 0
-
-
 def _wait_available(info: cluster.ClusterInfo, namespace: str) -> None:
     """Every Deployment rolled out and Available (0 replicas counts: a release may scale a model to zero)."""
 
@@ -308,56 +295,3 @@ def _wait_available(info: cluster.ClusterInfo, namespace: str) -> None:
 
     wait_until("Deployments Available", READY_TIMEOUT_S, lambda: _deployments(info, namespace) and not not_ready(),
                not_ready)
-
-
-def previous_release(dest: Path) -> tuple[str, str, Path]:
-    """(commit, version, chart dir) of the newest committed umbrella version older than the working tree's.
-
-    While the chart has only ever had one version, its oldest commit stands in
-    as "the previous release" (same version number, older contents).
-    """
-    current = str(yaml.safe_load((UMBRELLA / "Chart.yaml").read_text())["version"])
-    revs = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "log", "--format=%H", "--", "charts/llmops-stack/Chart.yaml"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    assert revs, "charts/llmops-stack/Chart.yaml was never committed: there is no released version to upgrade from"
-    chosen = next((r for r in revs if _chart_version_at(r) not in (None, current)), revs[-1])
-    archive = dest / "charts.tar"
-    paths_at_rev = ["charts"] + (["values"] if _exists_at(chosen, "values") else [])
-    subprocess.run(["git", "-C", str(paths.REPO_ROOT), "archive", "-o", str(archive), chosen, *paths_at_rev], check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    return chosen, str(_chart_version_at(chosen)), dest / "charts" / "llmops-stack"
-
-
-def test_upgrade_from_the_previous_released_version_with_changed_values_then_rollback(
-    helm_bin: str, local_cluster: cluster.ClusterInfo, tmp_path: Path
-) -> None:
-    commit, version, old_chart = previous_release(tmp_path)
-    # The old release is installed the way it was released: with the env file of
-    # its own commit when it had one; the upgrade then uses today's file.
-    old_env = tmp_path / "values" / "local.yaml"
-    env = paths.VALUES_DIR / "local.yaml"
-    if not old_env.exists():
-        old_env = env
-    namespace = f"upgrade-h{helm_bin[-1]}"
-    release.ensure_namespace(namespace, cluster_name=local_cluster.name)
-    rel = release.Release(namespace, namespace, helm_bin, local_cluster.name)
-    try:
-        rel.install(old_chart, [old_env], timeout=INSTALL_TIMEOUT, create_namespace=False)
-        _wait_available(local_cluster, namespace)
-
-        rel.upgrade(UMBRELLA, [env], set_values=UPGRADE_MARK, timeout=INSTALL_TIMEOUT)
-        _wait_available(local_cluster, namespace)
-        assert _has_mark(local_cluster, namespace)
-        rel.test(timeout="2m")
-
-        rel.rollback(1, timeout=INSTALL_TIMEOUT)
-        history = rel.history()
-        assert history[-1]["chart"] == f"llmops-stack-{version}", f"rollback did not return to {commit[:8]}"
-        assert not _has_mark(local_cluster, namespace)
-        rel.uninstall(timeout=INSTALL_TIMEOUT)
-        _assert_nothing_left(local_cluster, namespace)
-    finally:
-        if rel.status() is not None:
-            rel.uninstall(wait=False)
-        cluster.kubectl(local_cluster.name, "delete", "namespace", namespace, "--wait=false")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from llmops import cluster, paths, release, tools
+from llmops.publish import record
 
 CT_NAMESPACE = "ct-llmops"  # ct.yaml `namespace`: created by us, PSA restricted
 
@@ -33,3 +35,51 @@ def test_ct_install_installs_and_tests_every_chart_on_the_local_cluster(local_cl
         assert "All charts installed successfully" in proc.stdout + proc.stderr
     finally:
         cluster.kubectl(local_cluster.name, "delete", "namespace", CT_NAMESPACE, "--wait=false")
+
+
+# ---------------------------------------------------------------------------
+# ct's own version-increment check, offline: ct compares each chart with the
+# merge-base of a remote branch, so a local clone gets a remote-tracking ref
+# at the last release's commit (no network, no real remote).
+# ---------------------------------------------------------------------------
+
+
+def _clone_at_last_release(tmp_path: Path) -> tuple[Path, str]:
+    clone = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(paths.REPO_ROOT), str(clone)], check=True)
+    last = record.latest(record.load())
+    assert last is not None
+    subprocess.run(["git", "-C", str(clone), "update-ref", "refs/remotes/origin/last-release", last.commit], check=True)
+    return clone, last.commit
+
+
+def _ct_version_check(clone: Path) -> subprocess.CompletedProcess[str]:
+    """ct's own change detection (it turns the version check off with --charts or --all)."""
+    return subprocess.run(
+        [str(tools.require("ct")), "lint", "--config", str(clone / "ct.yaml"), "--check-version-increment",
+         "--remote", "origin", "--target-branch", "last-release"],
+        cwd=clone, env=tools.tool_env(), capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_ct_version_increment_check_passes_for_charts_changed_since_the_last_release(tmp_path: Path) -> None:
+    clone, commit = _clone_at_last_release(tmp_path)
+    changed = sorted(record.with_dependents(record.changed_charts(commit, "HEAD", clone),
+                                            record.chart_meta(clone / "charts")))
+    assert changed, "nothing changed since the last release: cut one before this test means anything"
+    proc = _ct_version_check(clone)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Version increment checking disabled" not in out and "Chart version ok." in out
+    for chart in changed:
+        assert f"{chart} => (version:" in out, f"ct did not lint changed chart {chart}:\n{out[-2000:]}"
+
+
+def test_ct_version_increment_check_fails_a_changed_chart_without_a_bump(tmp_path: Path) -> None:
+    clone, _commit = _clone_at_last_release(tmp_path)
+    values = clone / "charts" / "vllm" / "values.yaml"
+    values.write_text(values.read_text() + "\n# changed without a bump\n")
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "commit", "-qam", "change vllm"], check=True)
+    proc = _ct_version_check(clone)
+    assert proc.returncode != 0
+    assert "Needs a version bump" in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
