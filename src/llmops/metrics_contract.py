@@ -57,6 +57,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("vllm_router_generate_duration_seconds", "vllm-router", "histogram"),
     Metric("vllm_router_prefix_routing_decisions_total", "vllm-router", "counter"),
     Metric("vllm_router_retries_total", "vllm-router", "counter", on_traffic=False),
+    Metric("vllm_router_retries_exhausted_total", "vllm-router", "counter", on_traffic=False),
     # DCGM exporter (GPU Operator)
     Metric("DCGM_FI_DEV_GPU_UTIL", "dcgm", "gauge"),
     Metric("DCGM_FI_DEV_FB_USED", "dcgm", "gauge"),

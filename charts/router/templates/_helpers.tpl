@@ -129,11 +129,7 @@ Every cross-field rule of the chart; fails once, naming each values path.
 {{- if lt (int $replicas) 2 -}}
 {{- $p = print $p (printf "\nrouter.%s: %v; production needs at least 2 router replicas (one front door is a single point of failure)" ($v.autoscaling.enabled | ternary "autoscaling.minReplicas" "replicaCount") $replicas) -}}
 {{- end -}}
-{{- if $v.image.digest -}}
-{{- if regexMatch "^sha256:0{64}$" (toString $v.image.digest) -}}
-{{- $p = print $p "\nrouter.image.digest: the all-zero placeholder; set the digest of the router image you mirrored" -}}
-{{- end -}}
-{{- else -}}
+{{- if not $v.image.digest -}}
 {{- $p = print $p "\nrouter.image.digest: production pins images by digest (sha256:...)" -}}
 {{- end -}}
 {{- end -}}

@@ -117,7 +117,6 @@ def test_production_gets_a_hard_spread_over_nodes(render_chart) -> None:
         ({"policy": "consistent_hash", "sessionHeader": "x-my-session"}, "router.sessionHeader"),
         ({"global": {"environment": "production"}, "replicaCount": 1, "image": {"digest": "sha256:" + "ab" * 32}}, "router.replicaCount"),
         ({"global": {"environment": "production"}, "replicaCount": 2}, "router.image.digest"),
-        ({"global": {"environment": "production"}, "replicaCount": 2, "image": {"digest": "sha256:" + "0" * 64}}, "router.image.digest"),
         ({"drain": {"preStopSleepSeconds": 30, "terminationGracePeriodSeconds": 30}}, "router.drain.terminationGracePeriodSeconds"),
         ({"containerSecurityContext": {"allowPrivilegeEscalation": True}}, "router.containerSecurityContext.allowPrivilegeEscalation"),
         ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}, "router.autoscaling.minReplicas"),
