@@ -131,6 +131,27 @@ class HostRouter:
         return sorted(str(m) for m in body.get("models", []))
 
 
+def start_simulator(port: int, model: str, log: Path, *extra: str, ttft: str = "10ms", itl: str = "2ms") -> subprocess.Popen[bytes]:
+    """One llm-d-inference-sim on 127.0.0.1:PORT serving MODEL, once /health answers (the host stand-in for an engine pod)."""
+    argv = [
+        str(tools.require("llm-d-inference-sim")), "--model", model, "--port", str(port), "--mode", "random",
+        "--force-dummy-tokenizer", "--time-to-first-token", ttft, "--inter-token-latency", itl, *extra,
+    ]  # fmt: skip
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            if request(f"http://127.0.0.1:{port}/health", timeout=1)[0] == 200:
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            procs.stop_process(proc, 5)
+            raise LlmopsError(f"simulator {model} on :{port} not healthy within {READY_TIMEOUT_S}s:\n{log.read_text()[-1500:]}")
+        time.sleep(0.2)
+
+
 def _listening(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:PORT (a bind test trips over TIME_WAIT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -103,6 +103,9 @@ ingress.tls.certManager.acme.solver: http01 here solves through an Ingress class
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and (eq .Values.backend.kind "InferencePool") (ne .Values.mode "gateway") }}
+ingress.backend.kind: an InferencePool backend needs mode gateway (an Ingress can only target Services)
+{{- end }}
 {{- if eq .Values.mode "gateway" }}
 {{- if and (not .Values.gateway.create) (not .Values.gateway.parentRefs) }}
 ingress.gateway.parentRefs: with gateway.create false the HTTPRoute needs the Gateway(s) to attach to

@@ -22,6 +22,10 @@ an entry of vllm.models, or the settings would silently apply to nothing.
 {{- else if and $ing.enabled (not (.Values.router | default dict).enabled) (not ($ing.backend | default dict).serviceName) -}}
 {{- $p = print $p "\ningress.enabled: the public entry sends every request to the router; enable router (router.enabled) or name another Service in ingress.backend.serviceName" -}}
 {{- end -}}
+{{- $pool := eq (toString (.Values.router | default dict).mode) "inferencePool" -}}
+{{- if and $ing.enabled (.Values.router | default dict).enabled (ne $pool (eq (toString ($ing.backend | default dict).kind) "InferencePool")) -}}
+{{- $p = print $p (printf "\ningress.backend.kind: %q, but router.mode is %q; the entry must target %s" (toString (($ing.backend | default dict).kind | default "Service")) (toString .Values.router.mode) ($pool | ternary "the InferencePool (backend.kind: InferencePool)" "the router Service (backend.kind: Service)")) -}}
+{{- end -}}
 {{- if and $ing.enabled (eq (toString .Values.global.environment) "production") (ne (toString ($ing.clientAuth | default "none")) "gateway") -}}
 {{- $p = print $p "\ningress.clientAuth: production exposes the router publicly, and the router forwards API keys without checking them; configure key checks on your Gateway/Ingress implementation and set clientAuth: gateway" -}}
 {{- end -}}

@@ -113,6 +113,10 @@ Every cross-field rule of the chart; fails once, naming each values path.
 {{- define "router.validateValues" -}}
 {{- $v := .Values -}}
 {{- $p := "" -}}
+{{- $p = print $p (include "common.validate.oneOf" (dict "path" "router.mode" "value" (toString $v.mode) "allowed" (list "router" "inferencePool"))) -}}
+{{- if and (eq (toString $v.mode) "inferencePool") (not $v.inferencePool.endpointPicker.serviceName) -}}
+{{- $p = print $p "\nrouter.inferencePool.endpointPicker.serviceName: inferencePool mode needs the Service of the endpoint picker that chooses replicas (the gateway asks it per request)" -}}
+{{- end -}}
 {{- $p = print $p (include "common.validate.oneOf" (dict "path" "router.policy" "value" (toString $v.policy) "allowed" (list "cache_aware" "power_of_two" "consistent_hash" "round_robin" "random" "kv_aware"))) -}}
 {{- if eq (toString $v.policy) "consistent_hash" -}}
 {{- /* the router reads a fixed list of headers (policies/hash_key.rs), first match wins */ -}}

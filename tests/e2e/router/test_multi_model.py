@@ -3,47 +3,25 @@
 Two base models (one serving a LoRA adapter) behind one URL: the router lists
 them, sends each request only to its model's simulator (checked against the
 simulators' own vllm:request_success_total counters) and answers an unknown
-model with an OpenAI-style 404. Ports 16050-16059 (this issue's range).
+model with an OpenAI-style 404. Ports 16040-16042 and 16049 (this issue's range).
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from llmops import procs, tools
-from llmops.router import HostRouter, request
+from llmops import procs
+from llmops.router import HostRouter, request, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("router-host")]
 
-ROUTER_PORT, METRICS_PORT = 16050, 16059
-SIM_A, SIM_B = 16051, 16052
-READY_TIMEOUT_S = 30.0
-
-
-def _start_sim(port: int, model: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    argv = [
-        str(tools.require("llm-d-inference-sim")), "--model", model, "--port", str(port), "--mode", "random",
-        "--force-dummy-tokenizer", "--time-to-first-token", "10ms", "--inter-token-latency", "2ms", *extra,
-    ]  # fmt: skip
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        try:
-            if request(f"http://127.0.0.1:{port}/health", timeout=1)[0] == 200:
-                return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            procs.stop_process(proc, 5)
-            raise RuntimeError(f"simulator {model} on :{port} not healthy within {READY_TIMEOUT_S}s:\n{log.read_text()[-1500:]}")
-        time.sleep(0.2)
+ROUTER_PORT, METRICS_PORT = 16040, 16049
+SIM_A, SIM_B = 16041, 16042
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +29,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostRouter]:
     logs = tmp_path_factory.mktemp("router")
     lora = '{"name":"chat-lora","path":"/adapters/chat-lora"}'
     sims = [
-        _start_sim(SIM_A, "chat", logs / "chat.log", "--lora-modules", lora, "--max-loras", "2"),
-        _start_sim(SIM_B, "code", logs / "code.log"),
+        start_simulator(SIM_A, "chat", logs / "chat.log", "--lora-modules", lora, "--max-loras", "2"),
+        start_simulator(SIM_B, "code", logs / "code.log"),
     ]
     router = HostRouter(ROUTER_PORT, METRICS_PORT, policy="cache_aware", log=logs / "router.log")
     try:

@@ -144,3 +144,19 @@ def test_network_policies_follow_the_router_switch(render_chart) -> None:
 def test_network_policy_names_are_valid_under_the_alias(render_chart) -> None:
     policies = render.find(render_chart(CHART, set_values={"global": {"networkPolicy": {"enabled": True}}}), "NetworkPolicy")
     assert policies and all(p["metadata"]["name"].startswith("llmops-netpol-") for p in policies)
+
+
+def test_inference_pool_mode_routes_the_gateway_to_the_pool(render_chart) -> None:
+    values = {
+        "router": {"mode": "inferencePool", "inferencePool": {"endpointPicker": {"serviceName": "epp"}}},
+        "ingress": {"enabled": True, "hosts": ["llm.example.com"], "gateway": {"className": "eg"}, "backend": {"kind": "InferencePool"}},
+    }
+    manifests = render_chart(CHART, set_values=values)
+    assert crds.validate_custom_resources(manifests) == []
+    pool = render.find_one(manifests, "InferencePool")
+    (backend,) = render.find_one(manifests, "HTTPRoute")["spec"]["rules"][0]["backendRefs"]
+    assert backend == {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool["metadata"]["name"]}
+    assert "llmops-router" not in {m.name for m in manifests if m.kind == "Deployment"}
+    values["ingress"]["backend"] = {"kind": "Service"}
+    with pytest.raises(RenderError, match=r"ingress\.backend\.kind: \"Service\", but router\.mode is \"inferencePool\""):
+        render_chart(CHART, set_values=values)

@@ -141,7 +141,10 @@ def _parsed_by_the_pinned_router(args: list[str]) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
+ROUTER_CI = [p for p in CI if "mode: inferencePool" not in p.read_text()]
+
+
+@pytest.mark.parametrize("values", ROUTER_CI, ids=lambda p: p.name)
 def test_rendered_args_are_accepted_by_the_pinned_router_with_their_types(values: Path) -> None:
     # One Helm major is enough: the args are the same text under both.
     dep = render.find_one(render.render(CHART, [values]), "Deployment")
@@ -159,3 +162,25 @@ def test_rendered_args_are_accepted_by_the_pinned_router_with_their_types(values
         assert parsed["max_tree_size"] == ours.get("cacheAware", {}).get("maxTreeSize", 2097152)
     rate = ours.get("limits", {}).get("rateLimitPerSecond")
     assert parsed["rate_limit_tokens_per_second"] == rate
+
+
+def test_inference_pool_mode_renders_a_pool_valid_against_the_pinned_crd_and_no_router(render_chart) -> None:
+    from llmops import crds
+
+    values = {"mode": "inferencePool", "inferencePool": {"endpointPicker": {"serviceName": "epp", "port": 9002}}}
+    manifests = render_chart(CHART, set_values=values)
+    assert [m.kind for m in manifests] == ["InferencePool"]
+    pool = manifests[0].obj
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "engine"
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    assert pool["spec"]["endpointPickerRef"] == {"name": "epp", "kind": "Service", "port": {"number": 9002}, "failureMode": "FailClose"}
+    assert crds.validate_custom_resources([pool]) == []
+    # The pinned CRD's schema is really applied: a ninth target port is refused.
+    broken = {**pool, "spec": {**pool["spec"], "targetPorts": [{"number": 8000 + i} for i in range(9)]}}
+    assert crds.validate_custom_resources([broken]) != []
+
+
+def test_inference_pool_mode_needs_an_endpoint_picker(render_chart) -> None:
+    with pytest.raises(RenderError, match=r"router\.inferencePool\.endpointPicker\.serviceName"):
+        render_chart(CHART, set_values={"mode": "inferencePool"})
