@@ -3,7 +3,7 @@
 Two base models (one serving a LoRA adapter) behind one URL: the router lists
 them, sends each request only to its model's simulator (checked against the
 simulators' own vllm:request_success_total counters) and answers an unknown
-model with an OpenAI-style 404. Ports 16040-16042 and 16049 (this issue's range).
+model with an OpenAI-style 404. Ports 18300-18302 and 18309.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from llmops.router import HostRouter, request, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("router-host")]
 
-ROUTER_PORT, METRICS_PORT = 16040, 16049
-SIM_A, SIM_B = 16041, 16042
+ROUTER_PORT, METRICS_PORT = 18300, 18309  # router host range 18300-18319
+SIM_A, SIM_B = 18301, 18302
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A replica killed in the middle of a steady load: the router retries on the
 other replica (client error ratio at most 1%) and its health checks take the
-dead replica out. Ports 16043-16045 and 16048.
+dead replica out. Ports 18303-18305 and 18308.
 
 In IGW mode vllm-router 0.1.17 gives every worker its default health config
 (3 failed checks, 5 s timeout) whatever the flags say; only the check
@@ -22,8 +22,8 @@ from llmops.router import HostRouter, request, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("router-host")]
 
-ROUTER_PORT, METRICS_PORT = 16043, 16048
-SIMS = (16044, 16045)
+ROUTER_PORT, METRICS_PORT = 18303, 18308
+SIMS = (18304, 18305)
 HEALTH_INTERVAL_S = 2
 CLIENTS = 6
 LOAD_S = 8.0
