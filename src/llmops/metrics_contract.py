@@ -12,6 +12,8 @@ Sources (read from the exporters' code, not guessed):
 - dcgm-exporter ``etc/default-counters.csv`` (ECC counters are commented out
   there: ``default_counter=False``; charts/gpu's dcgm-metrics ConfigMap lists
   every DCGM metric here, so the exporter collects them);
+- the vLLM Router 0.1.17 (``src/metrics.rs`` of vllm-project/router; the
+  names were also read off a running router by tests/e2e/router);
 - kube-state-metrics pod, deployment and HPA collectors;
 - Prometheus itself (``up``).
 """
@@ -25,10 +27,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Metric:
     name: str
-    exporter: str  # vllm | dcgm | kube-state-metrics | prometheus
+    exporter: str  # vllm | vllm-router | dcgm | kube-state-metrics | prometheus
     type: str  # gauge | counter | histogram
     simulator: bool = False  # llm-d-inference-sim exports it too (vllm metrics only)
     default_counter: bool = True  # dcgm: in the exporter's default CSV
+    on_traffic: bool = True  # vllm-router: present once a request (or a 404) went through; False: only after retries/failures
 
 
 METRICS: tuple[Metric, ...] = (
@@ -44,6 +47,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("vllm:e2e_request_latency_seconds", "vllm", "histogram", simulator=True),
     Metric("vllm:request_queue_time_seconds", "vllm", "histogram", simulator=True),
     Metric("http_requests_total", "vllm", "counter"),
+    # vLLM Router (label worker = engine URL; route; the monitor adds namespace/pod/llmops_release)
+    Metric("vllm_router_requests_total", "vllm-router", "counter"),
+    Metric("vllm_router_request_errors_total", "vllm-router", "counter"),
+    Metric("vllm_router_processed_requests_total", "vllm-router", "counter"),
+    Metric("vllm_router_running_requests", "vllm-router", "gauge"),
+    Metric("vllm_router_worker_health", "vllm-router", "gauge"),
+    Metric("vllm_router_cb_state", "vllm-router", "gauge"),
+    Metric("vllm_router_generate_duration_seconds", "vllm-router", "histogram"),
+    Metric("vllm_router_prefix_routing_decisions_total", "vllm-router", "counter"),
+    Metric("vllm_router_retries_total", "vllm-router", "counter", on_traffic=False),
+    Metric("vllm_router_retries_exhausted_total", "vllm-router", "counter", on_traffic=False),
     # DCGM exporter (GPU Operator)
     Metric("DCGM_FI_DEV_GPU_UTIL", "dcgm", "gauge"),
     Metric("DCGM_FI_DEV_FB_USED", "dcgm", "gauge"),

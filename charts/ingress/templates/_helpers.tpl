@@ -7,6 +7,22 @@ Name of the TLS Secret.
 {{- end -}}
 
 {{/*
+Usage: {{ include "ingress.backendService" . }}
+The Service every request goes to: backend.serviceName, else the router's
+fullname as the router chart names it (<release>-router, or the release
+name when it already contains "router").
+*/}}
+{{- define "ingress.backendService" -}}
+{{- if .Values.backend.serviceName -}}
+{{- .Values.backend.serviceName -}}
+{{- else if contains "router" .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-router" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Usage: {{ include "ingress.issuerRef" . | nindent 4 }}
 issuerRef of the Certificate for the configured issuer.
 */}}
@@ -56,18 +72,12 @@ Every cross-field problem of this chart, one "values.path: problem" per line.
 {{- define "ingress.validateValues" -}}
 {{- $ := . -}}
 {{- include "common.validate.oneOf" (dict "path" "ingress.mode" "value" .Values.mode "allowed" (list "ingress" "gateway")) -}}
-{{- if not .Values.routes }}
-ingress.routes: at least one route (path -> model) is needed
+{{- include "common.validate.oneOf" (dict "path" "ingress.clientAuth" "value" .Values.clientAuth "allowed" (list "none" "gateway")) -}}
+{{- if hasKey .Values "routes" }}
+ingress.routes: removed; per-model path routes are gone. Every path now goes to the router (router.*), which sends each request to the model named in its body: delete ingress.routes (clients keep one base URL and choose with the OpenAI "model" field)
 {{- end }}
-{{- range $i, $r := .Values.routes }}
-{{- if not $r.model }}
-ingress.routes[{{ $i }}].model: name the vllm model this path serves
-{{- else }}
-{{- include "common.validate.dnsLabel" (dict "path" (printf "ingress.routes[%d].model" $i) "value" $r.model) -}}
-{{- end }}
-{{- if not (hasPrefix "/" (toString $r.path)) }}
-ingress.routes[{{ $i }}].path: {{ $r.path | quote }} must start with /
-{{- end }}
+{{- if hasKey .Values "servicePort" }}
+ingress.servicePort: removed; the public entry targets the router Service: use ingress.backend.port (router.service.port)
 {{- end }}
 {{- $t := .Values.tls -}}
 {{- if $t.enabled }}
@@ -93,10 +103,21 @@ ingress.tls.certManager.acme.solver: http01 here solves through an Ingress class
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and (eq .Values.mode "gateway") (not .Values.gateway.parentRefs) }}
-ingress.gateway.parentRefs: gateway mode needs the Gateway(s) the HTTPRoute attaches to
+{{- if and (eq .Values.backend.kind "InferencePool") (ne .Values.mode "gateway") }}
+ingress.backend.kind: an InferencePool backend needs mode gateway (an Ingress can only target Services)
 {{- end }}
-{{- if and (eq .Values.mode "gateway") .Values.rateLimit.enabled }}
-ingress.rateLimit.enabled: rate limiting is rendered for ingress-nginx only; in gateway mode configure it on the Gateway implementation
+{{- if eq .Values.mode "gateway" }}
+{{- if and (not .Values.gateway.create) (not .Values.gateway.parentRefs) }}
+ingress.gateway.parentRefs: with gateway.create false the HTTPRoute needs the Gateway(s) to attach to
+{{- end }}
+{{- if and .Values.gateway.create (not .Values.gateway.className) }}
+ingress.gateway.className: the rendered Gateway needs the GatewayClass of your Gateway API implementation
+{{- end }}
+{{- if .Values.rateLimit.enabled }}
+ingress.rateLimit.enabled: Gateway API has no standard rate limit, so it would be silently dropped; set router.limits.rateLimitPerSecond (enforced by the router) instead
+{{- end }}
+{{- end }}
+{{- if and .Values.rateLimit.enabled (eq .Values.mode "ingress") (ne .Values.ingress.controller "nginx") }}
+ingress.rateLimit.enabled: rendered as ingress-nginx annotations only, and ingress.controller is {{ .Values.ingress.controller | quote }}, so it would be silently dropped; set router.limits.rateLimitPerSecond instead
 {{- end }}
 {{- end -}}

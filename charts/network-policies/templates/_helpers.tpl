@@ -9,6 +9,16 @@ app.kubernetes.io/component: engine
 {{- end -}}
 
 {{/*
+Usage: {{ include "networkPolicies.routerSelector" . | nindent 6 }}
+Labels of this release's router pods (the router chart's contract).
+*/}}
+{{- define "networkPolicies.routerSelector" -}}
+app.kubernetes.io/name: router
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: router
+{{- end -}}
+
+{{/*
 Usage: {{ include "networkPolicies.testSelector" . | nindent 6 }}
 Labels of this release's helm test pods.
 */}}
@@ -46,6 +56,9 @@ Usage: {{ include "networkPolicies.validateValues" . }}
 Every cross-field problem of this chart, one "values.path: problem" per line.
 */}}
 {{- define "networkPolicies.validateValues" -}}
+{{- if and .Values.router.enabled (not .Values.router.apiServer.cidrs) }}
+networkPolicies.router.apiServer.cidrs: empty while router is enabled; the router could not watch the engine pods (list the API server's addresses)
+{{- end }}
 {{- if and .Values.modelDownload.enabled (not .Values.global.airGapped) (not .Values.modelDownload.cidrs) }}
 networkPolicies.modelDownload.cidrs: empty while modelDownload is enabled (list the model store's CIDRs, or disable it)
 {{- end }}

@@ -36,6 +36,16 @@ app.kubernetes.io/component: engine
 {{- end -}}
 
 {{/*
+Usage: {{ include "observability.routerSelector" . | nindent 6 }}
+Labels of the router Service (the router chart's contract).
+*/}}
+{{- define "observability.routerSelector" -}}
+app.kubernetes.io/name: router
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: router
+{{- end -}}
+
+{{/*
 Usage: {{ include "observability.relabelings" . | nindent 8 }}
 Copies the release and model pod labels onto every scraped series.
 */}}

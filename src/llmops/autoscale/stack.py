@@ -255,7 +255,8 @@ class AutoscaleStack:
                                                   namespace=self.cfg.namespace, set_values=self._observability_values())]
             source = "rendered from charts/observability for this release"
         for doc in docs:
-            if doc.get("kind") in MONITOR_KINDS:
+            # The engines' monitor, not the router's (observability.routerMonitor).
+            if doc.get("kind") in MONITOR_KINDS and not doc["metadata"]["name"].endswith("-router"):
                 self.monitor_source = f"{doc['kind']}/{doc['metadata']['name']} {source}"
                 doc["metadata"].setdefault("namespace", self.cfg.namespace)
                 return doc

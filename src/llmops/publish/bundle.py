@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from llmops import render
-from llmops.engine_args import deep_merge, resolved_models
+from llmops.engine_args import resolved_models
 from llmops.errors import LlmopsError
 from llmops.publish import oci, record
 from llmops.publish.signing import SigningKey
@@ -120,11 +120,10 @@ def _stdout(helm_bin: str, argv: list[str]) -> str:
     return proc.stdout
 
 
-def _effective_vllm(charts_dir: Path, values: Sequence[Path]) -> dict[str, Any]:
-    merged = yaml.safe_load((charts_dir / "vllm" / "values.yaml").read_text()) or {}
-    for layer in [charts_dir / "llmops-stack" / "values.yaml", *values]:
-        merged = deep_merge(merged, (yaml.safe_load(Path(layer).read_text()) or {}).get("vllm") or {})
-    return merged
+def _effective_vllm(charts_dir: Path, values: Sequence[Path], helm_bin: str) -> dict[str, Any]:
+    """The umbrella's ``vllm`` values as Helm computes them for VALUES (defaults, files, coalesced by Helm)."""
+    section = render.computed_values(charts_dir / "llmops-stack", values, helm=helm_bin).get("vllm")
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def create(out: Path, values: Sequence[Path], *, key: SigningKey | None, version: str | None = None,
@@ -163,7 +162,7 @@ def create(out: Path, values: Sequence[Path], *, key: SigningKey | None, version
                         "provenance": f"charts/{p.name}.prov" if key else None} for n, v, p in packages],
             "values": [f"values/{p.name}" for p in bundled_values],
             "images": imgs,
-            "models": models(_effective_vllm(charts_dir, bundled_values)),
+            "models": models(_effective_vllm(charts_dir, bundled_values, helm_bin)),
         }
         (stage / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
         sums = [f"{_sha256(f)}  {f.relative_to(stage)}" for f in sorted(stage.rglob("*")) if f.is_file()]

@@ -21,7 +21,7 @@ UNIT_PROMETHEUS_PORT = 18216
 
 def _engine_monitor() -> dict[str, Any]:
     manifests = render.render("observability", [], release="rel", namespace="ns")
-    monitors = [m.obj for m in manifests if m.obj.get("kind") == "ServiceMonitor"]
+    monitors = [m.obj for m in manifests if m.obj.get("kind") == "ServiceMonitor" and not m.name.endswith("-router")]
     assert len(monitors) == 1, "the observability chart should render one engine ServiceMonitor by default"
     return monitors[0]
 

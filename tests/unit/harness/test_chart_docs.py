@@ -9,7 +9,7 @@ import pytest
 
 from llmops import chartdocs, paths
 
-OWN_CHARTS = ("common", "vllm", "llmops-stack", "gpu", "autoscaling", "observability", "ingress", "network-policies")
+OWN_CHARTS = ("common", "vllm", "llmops-stack", "gpu", "autoscaling", "observability", "ingress", "network-policies", "router")
 
 
 @pytest.mark.parametrize("chart", OWN_CHARTS)

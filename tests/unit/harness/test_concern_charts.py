@@ -10,7 +10,7 @@ import pytest
 
 from llmops import paths, render, tools
 
-CHARTS = ("gpu", "autoscaling", "observability", "ingress", "network-policies")
+CHARTS = ("gpu", "autoscaling", "observability", "ingress", "network-policies", "router")
 SCENARIOS = [(c, p) for c in CHARTS for p in sorted((paths.CHARTS_DIR / c / "ci").glob("*-values.yaml"))]
 
 

@@ -1,7 +1,8 @@
-"""charts/ingress: Ingress for streamed responses or HTTPRoute, cert-manager TLS, rate limits."""
+"""charts/ingress: the public entry to the router - Gateway API (default) or Ingress, cert-manager TLS, rate limits."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from llmops.render import RenderError
 
 CHART = "ingress"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
-BASE: dict[str, Any] = {"hosts": ["llm.example.com"], "routes": [{"path": "/", "model": "chat"}]}
+BASE: dict[str, Any] = {"hosts": ["llm.example.com"], "mode": "ingress"}
 
 
 def _values(**extra: Any) -> dict[str, Any]:
@@ -26,12 +27,17 @@ def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart
     assert kubeschema.validate_objects(objs) == []
 
 
-def test_route_sends_the_path_to_the_models_engine_service(render_chart) -> None:
-    ing = render.find_one(render_chart(CHART, set_values=_values(routes=[{"path": "/chat", "model": "chat"}, {"path": "/code", "model": "code"}])), "Ingress")
+def test_ingress_sends_every_path_to_the_router_service(render_chart) -> None:
+    ing = render.find_one(render_chart(CHART, set_values=_values()), "Ingress")
     (rule,) = ing["spec"]["rules"]
     assert rule["host"] == "llm.example.com"
-    backends = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
-    assert backends == {"/chat": {"name": "llmops-chat", "port": {"name": "http"}}, "/code": {"name": "llmops-code", "port": {"name": "http"}}}
+    assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "llmops-router", "port": {"number": 8000}}}}]
+
+
+@pytest.mark.parametrize(("key", "value", "replacement"), [("routes", [{"path": "/", "model": "chat"}], "delete ingress.routes"), ("servicePort", 8000, "ingress.backend.port")])
+def test_removed_route_keys_fail_naming_the_key_and_its_replacement(render_chart, key: str, value: Any, replacement: str) -> None:
+    with pytest.raises(RenderError, match=rf"ingress\.{key}: removed;.*{re.escape(replacement)}"):
+        render_chart(CHART, set_values=_values(**{key: value}))
 
 
 def test_nginx_annotations_stream_tokens_without_buffering_and_with_long_timeouts(render_chart) -> None:
@@ -86,31 +92,55 @@ def test_existing_secret_renders_no_certificate(render_chart) -> None:
 
 def test_tls_without_hosts_fails_and_names_the_path(render_chart) -> None:
     with pytest.raises(RenderError, match=r"ingress.tls.enabled: TLS needs at least one entry in ingress.hosts"):
-        render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}]})
+        render_chart(CHART, set_values={"mode": "ingress"})
 
 
 def test_every_problem_is_reported_at_once(render_chart) -> None:
-    values = {"hosts": ["a.example.com"], "routes": [{"path": "/", "model": ""}], "tls": {"certManager": {"issuer": "acme"}}}
+    values = {"hosts": ["a.example.com"], "tls": {"certManager": {"issuer": "acme", "acme": {"solver": "dns01"}}}}
     with pytest.raises(RenderError) as err:
         render_chart(CHART, set_values=values)
-    assert "ingress.routes[0].model" in str(err.value)
+    assert "ingress.gateway.className" in str(err.value)
     assert "ingress.tls.certManager.acme.email" in str(err.value)
 
 
-def test_gateway_mode_renders_an_httproute_with_numeric_backend_port_and_timeout(render_chart) -> None:
-    values = _values(mode="gateway", gateway={"parentRefs": [{"name": "gw", "namespace": "infra"}], "requestTimeout": "300s"}, tls={"enabled": False})
-    manifests = render_chart(CHART, set_values=values)
+def test_gateway_is_the_default_mode_with_a_gateway_serving_the_cert_manager_certificate(render_chart) -> None:
+    manifests = render_chart(CHART, set_values={"hosts": ["llm.example.com"], "gateway": {"className": "eg"}})
     assert not render.find(manifests, "Ingress")
+    gw = render.find_one(manifests, "Gateway")
+    cert = render.find_one(manifests, "Certificate")
+    assert gw["spec"]["gatewayClassName"] == "eg"
+    (listener,) = gw["spec"]["listeners"]
+    assert listener["protocol"] == "HTTPS" and listener["port"] == 443 and listener["hostname"] == "llm.example.com"
+    assert listener["tls"]["certificateRefs"] == [{"kind": "Secret", "group": "", "name": cert["spec"]["secretName"]}]
+    route = render.find_one(manifests, "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": gw["metadata"]["name"], "sectionName": "https"}]
+    assert route["spec"]["hostnames"] == ["llm.example.com"]
+    (rule,) = route["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "llmops-router", "port": 8000}]
+    assert rule["timeouts"] == {"request": "600s"}
+
+
+def test_gateway_mode_can_attach_to_an_existing_gateway(render_chart) -> None:
+    values = {"gateway": {"create": False, "parentRefs": [{"name": "gw", "namespace": "infra"}], "requestTimeout": "300s"}, "tls": {"enabled": False}}
+    manifests = render_chart(CHART, set_values=values)
+    assert not render.find(manifests, "Gateway")
     route = render.find_one(manifests, "HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"name": "gw", "namespace": "infra"}]
-    (rule,) = route["spec"]["rules"]
-    assert rule["backendRefs"] == [{"name": "llmops-chat", "port": 8000}]
-    assert rule["timeouts"] == {"request": "300s"}
+    assert route["spec"]["rules"][0]["timeouts"] == {"request": "300s"}
 
 
-def test_gateway_mode_without_parent_refs_fails(render_chart) -> None:
-    with pytest.raises(RenderError, match=r"ingress.gateway.parentRefs"):
-        render_chart(CHART, set_values=_values(mode="gateway"))
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"gateway": {"create": False}}, "ingress.gateway.parentRefs"),
+        ({"hosts": ["a.example.com"]}, "ingress.gateway.className"),
+        ({"hosts": ["a.example.com"], "gateway": {"className": "eg"}, "rateLimit": {"enabled": True}}, "router.limits.rateLimitPerSecond"),
+        ({"mode": "ingress", "hosts": ["a.example.com"], "ingress": {"controller": "other"}, "rateLimit": {"enabled": True}}, "router.limits.rateLimitPerSecond"),
+    ],
+)
+def test_gateway_and_rate_limit_problems_fail_naming_the_path(render_chart, values: dict[str, Any], path: str) -> None:
+    with pytest.raises(RenderError, match=re.escape(path)):
+        render_chart(CHART, set_values=values)
 
 
 def test_schema_rejects_an_uppercase_host(render_chart) -> None:
@@ -119,7 +149,7 @@ def test_schema_rejects_an_uppercase_host(render_chart) -> None:
 
 
 def test_without_hosts_and_tls_the_rule_matches_any_host(render_chart) -> None:
-    ing = render.find_one(render_chart(CHART, set_values={"routes": [{"path": "/", "model": "chat"}], "tls": {"enabled": False}}), "Ingress")
+    ing = render.find_one(render_chart(CHART, set_values={"mode": "ingress", "tls": {"enabled": False}}), "Ingress")
     (rule,) = ing["spec"]["rules"]
     assert "host" not in rule
     assert "tls" not in ing["spec"]

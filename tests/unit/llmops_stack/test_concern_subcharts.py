@@ -59,17 +59,38 @@ def test_engine_monitor_selects_the_engine_services_and_their_metrics_port(rende
 
 
 @pytest.mark.parametrize("env", [e for e in ENVIRONMENTS if e != "local"])
-def test_ingress_backends_are_engine_services_with_the_named_port(render_chart, env: str) -> None:
+def test_public_entry_is_a_gateway_whose_route_targets_the_router_service(render_chart, env: str) -> None:
     manifests = render_chart(CHART, _env(env))
     services = _by_name(manifests, "Service")
-    (ingress,) = render.find(manifests, "Ingress")
-    assert ingress["spec"]["rules"], f"{env}: the Ingress has no rule"
-    for rule in ingress["spec"]["rules"]:
-        assert rule["http"]["paths"], f"{env}: an Ingress rule has no path"
-        for path in rule["http"]["paths"]:
-            backend = path["backend"]["service"]
-            assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
-    assert ingress["spec"]["tls"], f"{env} serves HTTPS"
+    assert not render.find(manifests, "Ingress")
+    gateway = render.find_one(manifests, "Gateway")
+    (listener,) = gateway["spec"]["listeners"]
+    assert listener["protocol"] == "HTTPS", f"{env} serves HTTPS"
+    secret = listener["tls"]["certificateRefs"][0]["name"]
+    for cert in render.find(manifests, "Certificate"):  # none where the Secret is brought (air-gapped)
+        assert cert["spec"]["secretName"] == secret
+    route = render.find_one(manifests, "HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["name"] == gateway["metadata"]["name"]
+    (rule,) = route["spec"]["rules"]
+    (backend,) = rule["backendRefs"]
+    router = services[backend["name"]]
+    assert router["metadata"]["labels"]["app.kubernetes.io/component"] == "router"
+    assert backend["port"] in {p["port"] for p in router["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_router_discovers_the_engine_pods_of_every_model(render_chart, env: str) -> None:
+    manifests = render_chart(CHART, _env(env))
+    router = _by_name(manifests, "Deployment")["llmops-router"]
+    args = router["spec"]["template"]["spec"]["containers"][0]["args"]
+    rest = args[args.index("--selector") + 1 :]
+    end = next(i for i, a in enumerate(rest) if a.startswith("--"))
+    selector = dict(a.split("=", 1) for a in rest[:end])
+    assert selector
+    engines = [d for d in render.find(manifests, "Deployment") if d["metadata"]["labels"].get("app.kubernetes.io/component") == "engine"]
+    assert engines
+    for dep in engines:
+        assert _selects(selector, dep["spec"]["template"]["metadata"]["labels"]), dep["metadata"]["name"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -80,10 +101,11 @@ def test_every_pod_is_isolated_by_the_default_deny_policy(render_chart, env: str
     assert denies[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
-def test_air_gapped_environment_has_no_egress_beyond_dns(render_chart) -> None:
+def test_air_gapped_environment_has_no_egress_beyond_dns_and_the_routers_api_server_watch(render_chart) -> None:
     policies = render.find(render_chart(CHART, _env("air-gapped")), "NetworkPolicy")
-    ip_blocks = [peer for p in policies for rule in p["spec"].get("egress", []) for peer in rule.get("to", []) if "ipBlock" in peer]
-    assert ip_blocks == []
+    with_ip_blocks = [(p["metadata"]["name"], rule) for p in policies for rule in p["spec"].get("egress", []) if any("ipBlock" in peer for peer in rule.get("to", []))]
+    assert [name for name, _ in with_ip_blocks] == ["llmops-netpol-allow-router-egress"]
+    assert {port["port"] for _, rule in with_ip_blocks for port in rule["ports"]} == {443, 6443}
 
 
 def test_global_switches_enable_observability_and_network_policies_unless_the_block_says_otherwise(render_chart) -> None:
@@ -102,17 +124,42 @@ def test_concern_subcharts_are_off_by_default(render_chart) -> None:
     assert not kinds & {"ScaledObject", "Ingress", "Certificate", "NetworkPolicy", "PrometheusRule", "PriorityClass"}
 
 
-def test_autoscaling_key_and_ingress_route_must_name_vllm_models(render_chart) -> None:
-    values = {
-        "autoscaling": {"enabled": True, "models": {"chatt": {}}},
-        "ingress": {"enabled": True, "hosts": ["llm.example.com"], "routes": [{"path": "/", "model": "nope"}]},
-    }
+def test_autoscaling_key_must_name_a_vllm_model(render_chart) -> None:
     with pytest.raises(RenderError) as err:
-        render_chart(CHART, set_values=values)
+        render_chart(CHART, set_values={"autoscaling": {"enabled": True, "models": {"chatt": {}}}})
     assert 'autoscaling.models.chatt: no model named "chatt"' in str(err.value)
-    assert 'ingress.routes[0].model: no model named "nope"' in str(err.value)
+
+
+def test_public_entry_needs_the_router_or_another_backend(render_chart) -> None:
+    values = {"router": {"enabled": False}, "ingress": {"enabled": True, "hosts": ["llm.example.com"], "gateway": {"className": "eg"}}}
+    with pytest.raises(RenderError, match=r"ingress\.enabled: the public entry sends every request to the router"):
+        render_chart(CHART, set_values=values)
+
+
+def test_network_policies_follow_the_router_switch(render_chart) -> None:
+    values = {"global": {"networkPolicy": {"enabled": True}}, "router": {"enabled": False}}
+    with pytest.raises(RenderError, match=r"networkPolicies\.router\.enabled: must follow router\.enabled"):
+        render_chart(CHART, set_values=values)
+    kinds = {m.name for m in render_chart(CHART, set_values={**values, "networkPolicies": {"router": {"enabled": False}}}) if m.kind == "NetworkPolicy"}
+    assert "llmops-netpol-allow-router-to-engines" not in kinds
 
 
 def test_network_policy_names_are_valid_under_the_alias(render_chart) -> None:
     policies = render.find(render_chart(CHART, set_values={"global": {"networkPolicy": {"enabled": True}}}), "NetworkPolicy")
     assert policies and all(p["metadata"]["name"].startswith("llmops-netpol-") for p in policies)
+
+
+def test_inference_pool_mode_routes_the_gateway_to_the_pool(render_chart) -> None:
+    values = {
+        "router": {"mode": "inferencePool", "inferencePool": {"endpointPicker": {"serviceName": "epp"}}},
+        "ingress": {"enabled": True, "hosts": ["llm.example.com"], "gateway": {"className": "eg"}, "backend": {"kind": "InferencePool"}},
+    }
+    manifests = render_chart(CHART, set_values=values)
+    assert crds.validate_custom_resources(manifests) == []
+    pool = render.find_one(manifests, "InferencePool")
+    (backend,) = render.find_one(manifests, "HTTPRoute")["spec"]["rules"][0]["backendRefs"]
+    assert backend == {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool["metadata"]["name"]}
+    assert "llmops-router" not in {m.name for m in manifests if m.kind == "Deployment"}
+    values["ingress"]["backend"] = {"kind": "Service"}
+    with pytest.raises(RenderError, match=r"ingress\.backend\.kind: \"Service\", but router\.mode is \"inferencePool\""):
+        render_chart(CHART, set_values=values)

@@ -83,7 +83,9 @@ def test_every_pod_meets_pod_security_restricted(render_chart, env_file: Path) -
     for name, spec in _pod_specs(render_chart(CHART, environments.test_layers([env_file]))):
         psc = spec.get("securityContext", {})
         assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
-        assert spec.get("automountServiceAccountToken") is False, name
+        # The router alone talks to the API server (pod discovery; its Role
+        # allows get/list/watch pods in the namespace and nothing else).
+        assert spec.get("automountServiceAccountToken") is (name == "Deployment/llmops-router"), name
         for c in _containers(spec):
             sc = c.get("securityContext", {})
             where = f"{name}/{c['name']}"

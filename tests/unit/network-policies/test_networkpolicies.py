@@ -33,6 +33,8 @@ class Pod:
 
 ENGINE = Pod({"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llmops", "app.kubernetes.io/component": "engine", "llmops.io/model": "chat"})
 TEST_POD = Pod({"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llmops", "app.kubernetes.io/component": "test"})
+ROUTER = Pod({"app.kubernetes.io/name": "router", "app.kubernetes.io/instance": "llmops", "app.kubernetes.io/component": "router"}, ip="10.244.0.20", ports={"http": 8000, "metrics": 29000})
+API_SERVER = "172.18.0.2"
 OTHER_RELEASE_ENGINE = Pod({"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "other", "app.kubernetes.io/component": "engine"})
 NGINX = Pod({"app.kubernetes.io/name": "ingress-nginx"}, namespace="ingress-nginx", ip="10.244.1.5")
 PROMETHEUS = Pod({"app.kubernetes.io/name": "prometheus"}, namespace="monitoring", ip="10.244.2.5")
@@ -121,7 +123,10 @@ def test_every_policy_is_named_for_its_purpose_and_documented(render_chart) -> N
     assert names == {
         "llmops-netpol-default-deny",
         "llmops-netpol-allow-dns",
-        "llmops-netpol-allow-ingress-controller-to-engines",
+        "llmops-netpol-allow-ingress-controller-to-router",
+        "llmops-netpol-allow-router-to-engines",
+        "llmops-netpol-allow-router-egress",
+        "llmops-netpol-allow-prometheus-to-router",
         "llmops-netpol-allow-prometheus-to-engines",
         "llmops-netpol-allow-helm-test-to-engines",
         "llmops-netpol-allow-helm-test-egress",
@@ -136,14 +141,30 @@ def test_default_deny_covers_every_pod_both_ways(render_chart) -> None:
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-def test_only_the_ingress_controller_prometheus_and_helm_test_reach_the_engines(render_chart) -> None:
+def test_only_the_router_prometheus_and_helm_test_reach_the_engines(render_chart) -> None:
     policies = _policies(render_chart)
-    assert allowed(policies, NGINX, ENGINE, 8000)
+    assert allowed(policies, ROUTER, ENGINE, 8000)
     assert allowed(policies, PROMETHEUS, ENGINE, 8000)
     assert allowed(policies, TEST_POD, ENGINE, 8000)
+    assert not allowed(policies, NGINX, ENGINE, 8000)  # clients go through the router
     assert not allowed(policies, STRANGER, ENGINE, 8000)
-    assert not allowed(policies, NGINX, ENGINE, 9090)  # only the engine's http port
+    assert not allowed(policies, ROUTER, ENGINE, 9090)  # only the engine's http port
     assert not allowed(policies, OTHER_RELEASE_ENGINE, ENGINE, 8000)
+
+
+def test_clients_reach_the_router_which_watches_pods_through_the_api_server(render_chart) -> None:
+    policies = _policies(render_chart)
+    assert allowed(policies, NGINX, ROUTER, 8000)
+    assert allowed(policies, PROMETHEUS, ROUTER, 29000)
+    assert not allowed(policies, NGINX, ROUTER, 29000)  # metrics are for Prometheus only
+    assert not allowed(policies, STRANGER, ROUTER, 8000)
+    assert allowed(policies, ROUTER, API_SERVER, 6443) and allowed(policies, ROUTER, API_SERVER, 443)
+    assert not allowed(policies, ROUTER, INTERNET, 80)
+
+
+def test_without_the_router_no_router_policy_is_rendered(render_chart) -> None:
+    names = {p["metadata"]["name"] for p in _policies(render_chart, router={"enabled": False})}
+    assert not {n for n in names if "router" in n and "ingress-controller" not in n}
 
 
 def test_engines_resolve_names_and_download_models_from_the_internet_but_not_private_ranges(render_chart) -> None:

@@ -148,7 +148,7 @@ def test_duplicate_burn_rate_names_fail(render_chart) -> None:
 @pytest.mark.parametrize("kind", ["ServiceMonitor", "PodMonitor"])
 def test_monitor_selects_engine_pods_and_labels_series_with_model_and_release(render_chart, kind: str) -> None:
     values = {"monitor": {"kind": kind}, "global": {"monitoring": {"prometheusLabels": {"release": "kps"}}}}
-    manifests = render_chart(CHART, set_values=values)
+    manifests = [m for m in render_chart(CHART, set_values=values) if not m.name.endswith("-router")]
     (monitor,) = render.find(manifests, kind)
     assert len(render.find(manifests, "PodMonitor" if kind == "ServiceMonitor" else "ServiceMonitor")) == 0
     assert monitor["metadata"]["labels"]["release"] == "kps"
@@ -188,7 +188,8 @@ def test_excluded_dashboard_is_not_rendered(render_chart) -> None:
 
 
 def test_disabling_monitor_and_dashboards_leaves_only_rules(render_chart) -> None:
-    values = {"monitor": {"enabled": False}, "dashboards": {"enabled": False}, "rules": {"scrapedElsewhere": True}}
+    values = {"monitor": {"enabled": False}, "routerMonitor": {"enabled": False}, "dashboards": {"enabled": False},
+              "rules": {"scrapedElsewhere": True}}
     kinds = {m.kind for m in render_chart(CHART, set_values=values)}
     assert kinds == {"PrometheusRule"}
 
@@ -196,3 +197,17 @@ def test_disabling_monitor_and_dashboards_leaves_only_rules(render_chart) -> Non
 def test_rules_without_a_monitor_are_refused_unless_scraped_elsewhere(render_chart) -> None:
     with pytest.raises(render.RenderError, match=r"observability.rules.enabled: .*monitor.enabled is false"):
         render_chart(CHART, set_values={"monitor": {"enabled": False}})
+
+
+def test_router_monitor_scrapes_the_router_services_metrics_port_with_the_release_label(render_chart) -> None:
+    values = {"global": {"monitoring": {"prometheusLabels": {"release": "kps"}}}}
+    monitor = next(m.obj for m in render_chart(CHART, set_values=values) if m.kind == "ServiceMonitor" and m.name.endswith("-router"))
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "router",
+        "app.kubernetes.io/instance": "llmops",
+        "app.kubernetes.io/component": "router",
+    }
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"llmops_release", "pod"}
