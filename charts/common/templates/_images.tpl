@@ -52,3 +52,17 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Usage: {{ include "common.images.placeholderDigest" "sha256:000..." }}
+"true" for a digest that names no image: 64 times the same hex digit (the
+all-zero placeholders of values/ files). Such a file claims to be pinned
+while nothing could ever be pulled; every chart with a production digest
+rule refuses it.
+*/}}
+{{- define "common.images.placeholderDigest" -}}
+{{- $d := toString . -}}
+{{- range $c := splitList "" "0123456789abcdef" -}}
+{{- if eq $d (printf "sha256:%s" (repeat 64 $c)) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}

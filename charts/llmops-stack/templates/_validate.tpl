@@ -91,9 +91,16 @@ vllm.topologySpreadConstraints: production lets {{ $maxPath }} run {{ $max }} re
 vllm.priorityClassName: {{ $vl.priorityClassName | default "" | quote }}, but gpu.priorityClass.create renders PriorityClass {{ $pc | quote }} for the inference pods; set vllm.priorityClassName to {{ $pc | quote }} (or gpu.priorityClass.create false), or the GPU pods run at priority 0 and are preempted first
 {{- end }}
 {{- end -}}
-{{- /* ingress routes to the engine Services by port number */ -}}
-{{- if and $ing.enabled (ne (int $ing.servicePort) (int $vl.service.port)) }}
-ingress.servicePort: {{ $ing.servicePort }}, but vllm.service.port is {{ $vl.service.port }}; the routes would send traffic to a port the engine Services do not have
+{{- /* the public entry sends every request to the router Service by port number */ -}}
+{{- $rt := $v.router | default dict -}}
+{{- $be := $ing.backend | default dict -}}
+{{- if and $ing.enabled $rt.enabled (ne (toString $be.kind) "InferencePool") (not $be.serviceName) (ne (int $be.port) (int (($rt.service | default dict).port))) }}
+ingress.backend.port: {{ $be.port }}, but router.service.port is {{ ($rt.service | default dict).port }}; the public route would send traffic to a port the router Service does not have
+{{- end }}
+{{- /* the router dials the engine pods on their container port */ -}}
+{{- $rd := $rt.discovery | default dict -}}
+{{- if and $rt.enabled (hasKey $rd "port") (ne (int $rd.port) (int $vl.service.port)) }}
+router.discovery.port: {{ $rd.port }}, but the engines listen on vllm.service.port {{ $vl.service.port }}; the router would dial a port nothing listens on
 {{- end }}
 {{- /* the engine container port is named "http" and serves /metrics */ -}}
 {{- if $obsOn -}}

@@ -137,6 +137,9 @@ Every cross-field rule of the chart; fails once, naming each values path.
 {{- $p = print $p "\nrouter.image.digest: production pins images by digest (sha256:...)" -}}
 {{- end -}}
 {{- end -}}
+{{- if include "common.images.placeholderDigest" $v.image.digest -}}
+{{- $p = print $p (printf "\nrouter.image.digest: placeholder digests name no image, so these values claim a pin that cannot be pulled: router.image.digest (%s:%s). Replace it with the digest of the image you reviewed and mirrored: `crane digest IMAGE:TAG`, `skopeo inspect --format '{{.Digest}}' docker://IMAGE:TAG`, or the registry UI" $v.image.repository (toString $v.image.tag)) -}}
+{{- end -}}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) -}}
 {{- $p = print $p (printf "\nrouter.autoscaling.minReplicas: %v exceeds autoscaling.maxReplicas (%v)" $v.autoscaling.minReplicas $v.autoscaling.maxReplicas) -}}
 {{- end -}}

@@ -267,16 +267,3 @@ match any characters, "/" included) matches the repository path.
 {{- if regexMatch (printf "^%s$" $re) $file -}}true{{- end -}}
 {{- end -}}
 {{- end -}}
-
-{{/*
-Usage: {{ include "vllm.placeholderDigest" "sha256:000..." }}
-"true" for a digest that names no image: 64 times the same hex digit (the
-all-zero placeholders of values/ files). Such a file claims to be pinned
-while nothing could ever be pulled.
-*/}}
-{{- define "vllm.placeholderDigest" -}}
-{{- $d := toString . -}}
-{{- range $c := splitList "" "0123456789abcdef" -}}
-{{- if eq $d (printf "sha256:%s" (repeat 64 $c)) -}}true{{- end -}}
-{{- end -}}
-{{- end -}}

@@ -132,7 +132,7 @@ with its values path and rendering fails once, listing all of them.
 {{- end }}
 {{- $placeholders := list -}}
 {{- range $ipath, $img := $all }}
-{{- if include "vllm.placeholderDigest" $img.digest }}
+{{- if include "common.images.placeholderDigest" $img.digest }}
 {{- $placeholders = append $placeholders (printf "%s.digest (%s/%s:%s)" $ipath (default "docker.io" (default $img.registry $v.global.imageRegistry)) $img.repository (toString $img.tag)) -}}
 {{- end }}
 {{- end }}
