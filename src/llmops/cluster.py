@@ -741,8 +741,10 @@ def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], s
     node.create_network(spec)
     ca = _pki_dir(name) / "ca.crt"
     node.write_configs(spec, kubeconfig_path(name), ca, images.ref("pause"))
-    node.start(spec, say)
-    node.wait_socket(spec.containerd_socket, node.START_TIMEOUT_S, "the node's containerd", lambda: node.supervisor_alive(spec))
+    pid = node.start(spec, say)
+    # The pid, not supervisor_alive(): while nsenter and unshare exec into
+    # the supervisor its /proc cmdline can read empty for a moment.
+    node.wait_socket(spec.containerd_socket, node.START_TIMEOUT_S, "the node's containerd", lambda: procs.pid_alive(pid))
     mark = time.monotonic()
     node.import_images(spec, archives)
     say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")

@@ -38,3 +38,18 @@ def test_loadtest_cli_needs_exactly_one_target(capsys: pytest.CaptureFixture[str
     assert err.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     args = parser.parse_args(["loadtest", "--release", "r", "--shape", "poisson", "--rate", "5", "--duration", "1m"])
     assert (args.release, args.namespace, args.shape, args.rate, args.slo, args.profile) == ("r", "llmops", "poisson", 5.0, "default", "default")
+
+
+def test_a_service_cluster_ip_that_answers_is_the_target_and_one_that_does_not_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def models_at(url: str, api_key: str = "", timeout: float = 10.0, *, insecure: bool = False) -> list[str]:
+        if "10.113.0.20" in url:
+            return ["tiny-llm"]
+        raise LlmopsError("no route")
+
+    monkeypatch.setattr(targets, "models_at", models_at)
+    routed = {"name": "r-tiny", "model": "tiny", "port": 8000, "cluster_ip": "10.113.0.20"}
+    assert targets._through_service(routed) == {"tiny-llm": "http://10.113.0.20:8000"}
+    assert targets._through_service({**routed, "cluster_ip": "10.96.0.7"}) == {}
+    assert targets._through_service({**routed, "cluster_ip": None}) == {}
