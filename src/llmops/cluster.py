@@ -55,7 +55,7 @@ KWOK_NODE_SELECTOR = "kwok.x-k8s.io/node=fake"
 REAL_NODES_ENV = "LLMOPS_REAL_NODES"
 REAL_NODE_READY_TIMEOUT_S = 90.0
 # Images every real node gets at `cluster up` (llmops.images table names).
-NODE_IMAGES = ("pause", "llm-d-inference-sim", "python")
+NODE_IMAGES = ("pause", "llm-d-inference-sim", "python", "vllm-router")
 
 # The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
 # node lease on, heartbeat unchanged). Supplying any Stage replaces all of

@@ -99,6 +99,12 @@ def recipes() -> dict[str, Recipe]:
         # `helm test` image: any python3 (the chart's test runs `python3 -c`).
         Recipe("python", "3.11-bookworm", "debian", packages=("python3",),
                entrypoint=("python3",), env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"))),
+        # The front door (charts/router): the pinned PyPI release, whose wheel
+        # carries the compiled Rust router, in a venv on Debian's python3.
+        Recipe("vllm-router", _tool_version("vllm-router"), "debian", packages=("python3", "python3-venv"),
+               pip=(f"vllm-router=={_tool_version('vllm-router')}",), entrypoint=("vllm-router",),
+               env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
+                    ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
     ]
     return {r.name: r for r in table}
 
@@ -219,15 +225,25 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
             for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
                 shutil.rmtree(mnt / junk, ignore_errors=True)
             if recipe.pip:
-                # pip reaches PyPI from inside the root: it needs a resolver for that time only.
+                # pip reaches PyPI from inside the root: it needs a resolver and
+                # the host's CA bundle (the extract variant runs no
+                # update-ca-certificates) for that time only; neither stays in the image.
                 resolv = mnt / "etc" / "resolv.conf"
                 shutil.copyfile("/etc/resolv.conf", resolv)
+                host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+                image_ca = mnt / "tmp" / "pip-ca.crt"
+                image_ca.parent.mkdir(mode=0o1777, exist_ok=True)
+                pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+                if host_ca.is_file():
+                    shutil.copyfile(host_ca, image_ca)
+                    pip_env["PIP_CERT"] = "/tmp/pip-ca.crt"
                 try:
-                    _run(["chroot", str(mnt), "python3", "-m", "venv", "/opt/venv"])
-                    _run(["chroot", str(mnt), "/opt/venv/bin/pip", "install", "--no-cache-dir", *recipe.pip],
-                         timeout=3600)
+                    _run(["chroot", str(mnt), "python3", "-m", "venv", "/opt/venv"], env=pip_env)
+                    _run(["chroot", str(mnt), "/opt/venv/bin/pip", "install", "--no-cache-dir",
+                          "--disable-pip-version-check", *recipe.pip], env=pip_env, timeout=3600)
                 finally:
                     resolv.unlink(missing_ok=True)
+                    image_ca.unlink(missing_ok=True)
         for dest, src in files.items():
             target = mnt / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
