@@ -190,11 +190,12 @@ def annotations(chart: str, meta: dict[str, Any], version: str, entries: list[ch
         imgs = images(chart_dir)
         if imgs:
             out["artifacthub.io/images"] = yaml.safe_dump(imgs, sort_keys=False, width=1000)
-    fingerprint = os.environ.get(ENV_FINGERPRINT, "")
-    if fingerprint:
-        key = {"fingerprint": fingerprint}
-        if os.environ.get(ENV_KEY_URL):
-            key["url"] = os.environ[ENV_KEY_URL]
+    fingerprint, key_url = os.environ.get(ENV_FINGERPRINT, ""), os.environ.get(ENV_KEY_URL, "")
+    if fingerprint or key_url:
+        # Artifact Hub's linter (`ah lint`) rejects a signKey without both fields.
+        if not (fingerprint and key_url):
+            raise CutError(f"set both {ENV_FINGERPRINT} and {ENV_KEY_URL} (where users fetch the public key), or neither")
+        key = {"fingerprint": fingerprint, "url": key_url}
         out["artifacthub.io/signKey"] = yaml.safe_dump(key, sort_keys=False, width=1000)
     return out
 

@@ -112,6 +112,7 @@ def test_cut_bumps_changed_charts_and_pins_moves_the_changelog_and_writes_artifa
     scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(cut.ENV_FINGERPRINT, "0123456789ABCDEF0123456789ABCDEF01234567")
+    monkeypatch.setenv(cut.ENV_KEY_URL, "https://example.org/llmops-stack/pubkey.asc")
     _change_vllm(scratch)
     (scratch / "docs").mkdir()
     (scratch / "docs" / "upgrading.md").write_text("# Upgrading\n\n## Unreleased\n\n- rename x to y\n\n## 0.1.0\n")
@@ -131,7 +132,8 @@ def test_cut_bumps_changed_charts_and_pins_moves_the_changelog_and_writes_artifa
     assert yaml.safe_load(ann["artifacthub.io/changes"]) == [{"kind": "changed", "description": "a changed default."}]
     assert ann["artifacthub.io/license"] == "Apache-2.0"
     assert {link["name"] for link in yaml.safe_load(ann["artifacthub.io/links"])} == {"source", "changelog", "upgrading"}
-    assert yaml.safe_load(ann["artifacthub.io/signKey"])["fingerprint"].startswith("0123")
+    sign_key = yaml.safe_load(ann["artifacthub.io/signKey"])
+    assert sign_key["fingerprint"].startswith("0123") and sign_key["url"].endswith("pubkey.asc")
     assert all("image" in i for i in yaml.safe_load(ann["artifacthub.io/images"]))
     umbrella_changes = yaml.safe_load(umbrella["annotations"]["artifacthub.io/changes"])
     assert umbrella_changes == [{"kind": "changed", "description": "vllm: a changed default."}]
