@@ -194,7 +194,8 @@ def one_environment_at_a_time(local_cluster: cluster.ClusterInfo) -> Iterator[No
     provide is the one staging's chart creates): across xdist workers they install one at a time, each
     removing what it prepared, so no release meets another's. A file lock, because `--dist loadgroup`
     with xdist_group marks did not keep a group on one worker here (pytest 9.2, xdist 3.8)."""
-    lock = cluster.cluster_dir(local_cluster.name).parent / f"{local_cluster.name}-environments.lock"
+    lock = paths.cache_root() / "locks" / f"cluster-{local_cluster.name}-environments.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
