@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,13 +212,25 @@ def test_umbrella_chart_and_environment_files_exist() -> None:
     assert (paths.VALUES_DIR / "local.yaml").exists(), "values/local.yaml is missing"
 
 
-# Environments name cluster-scoped objects (a PriorityClass production expects
-# the platform to provide is the one staging's chart creates): one at a time,
-# each removing what it prepared, so no release meets another's leftovers.
-@pytest.mark.xdist_group("environments")
+@pytest.fixture
+def one_environment_at_a_time(local_cluster: cluster.ClusterInfo) -> Iterator[None]:
+    """Environments name cluster-scoped objects (the PriorityClass production expects the platform to
+    provide is the one staging's chart creates): across xdist workers they install one at a time, each
+    removing what it prepared, so no release meets another's. A file lock, because `--dist loadgroup`
+    with xdist_group marks did not keep a group on one worker here (pytest 9.2, xdist 3.8)."""
+    lock = paths.cache_root() / "locks" / f"cluster-{local_cluster.name}-environments.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.mark.parametrize("env", ENV_FILES, ids=[e.stem for e in ENV_FILES])
 def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_cleanly(
-    env: Path, helm_bin: str, local_cluster: cluster.ClusterInfo
+    env: Path, helm_bin: str, local_cluster: cluster.ClusterInfo, one_environment_at_a_time: None
 ) -> None:
     reason = fit(env, helm_bin)
     # A shipped environment that does not fit is a failure, never a skipped case: size the pools in llmops.cluster.
