@@ -42,6 +42,13 @@ DEFAULT_NAME = "llmops"
 PROVIDERS = ("local", "kind")
 # The brief reserves 16000-16099 for the cluster; each cluster takes a block of 10.
 PORT_MIN, PORT_MAX, PORT_BLOCK = 16000, 16099, 10
+
+
+def port_block(port_base: int) -> int:
+    """The index (0-9) of the port block PORT_BASE starts."""
+    return (port_base - PORT_MIN) // PORT_BLOCK
+
+
 API_READY_TIMEOUT_S = 60.0
 NODES_READY_TIMEOUT_S = 60.0
 CRDS_ESTABLISHED_TIMEOUT_S = 60.0
@@ -665,7 +672,7 @@ def up(
         if cluster_dir(name).exists() or node.netns_exists(f"{name}-node"):
             say(f"removing the leftovers of a stopped cluster {name}")
             down(name)
-        spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name)) if real else None
+        spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name), block=port_block(port_base)) if real else None
         if spec is not None:
             node.preflight(spec)
             # The images go first: the node's sandbox needs pause, and a cold

@@ -230,13 +230,13 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
                 # update-ca-certificates) for that time only; neither stays in the image.
                 resolv = mnt / "etc" / "resolv.conf"
                 shutil.copyfile("/etc/resolv.conf", resolv)
+                # Debian's pip reads the system bundle path whatever PIP_CERT says.
                 host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
-                image_ca = mnt / "tmp" / "pip-ca.crt"
-                image_ca.parent.mkdir(mode=0o1777, exist_ok=True)
+                image_ca = mnt / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+                image_ca.parent.mkdir(parents=True, exist_ok=True)
                 pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
                 if host_ca.is_file():
                     shutil.copyfile(host_ca, image_ca)
-                    pip_env["PIP_CERT"] = "/tmp/pip-ca.crt"
                 try:
                     _run(["chroot", str(mnt), "python3", "-m", "venv", "/opt/venv"], env=pip_env)
                     _run(["chroot", str(mnt), "/opt/venv/bin/pip", "install", "--no-cache-dir",

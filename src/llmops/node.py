@@ -82,10 +82,9 @@ class NodeSpec:
     folder: Path  # <cluster dir>/node
 
     @classmethod
-    def for_cluster(cls, cluster: str, port_base: int, cluster_dir: Path) -> NodeSpec:
-        from llmops.cluster import PORT_BLOCK, PORT_MIN
-
-        return cls(cluster, (port_base - PORT_MIN) // PORT_BLOCK, port_base, cluster_dir / "node")
+    def for_cluster(cls, cluster: str, port_base: int, cluster_dir: Path, *, block: int) -> NodeSpec:
+        """BLOCK is the cluster's port block (cluster.port_block): it keeps two clusters' subnets apart."""
+        return cls(cluster, block, port_base, cluster_dir / "node")
 
     # names -----------------------------------------------------------------
     @property

@@ -54,7 +54,7 @@ def _cases(env: Path, overlay: dict[str, Any] | None = None) -> list[Case]:
 
 
 def _vllm_envs() -> list[Path]:
-    return [e for e in ENV_FILES if engine_args.vllm_values([e]).get("engine") == "vllm"]
+    return [e for e in ENV_FILES if engine_args.vllm_values(environments.test_layers([e])).get("engine") == "vllm"]
 
 
 # A misspelt flag in extraArgs (British spelling) and a bad value in a typed field.

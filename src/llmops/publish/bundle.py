@@ -142,7 +142,11 @@ def create(out: Path, values: Sequence[Path], *, key: SigningKey | None, version
             shutil.copyfile(v, dst)
             bundled_values.append(dst)
         umbrella = next(p for n, _v, p in packages if n == record.SUITE_CHART)
-        manifests = render_package(umbrella, bundled_values, helm_bin)
+        try:
+            manifests = render_package(umbrella, bundled_values, helm_bin)
+        except render.RenderError as exc:
+            # The charts refuse placeholder digests and every other bad value with the values path.
+            raise BundleError(f"the bundled umbrella does not render with these values:\n{exc}") from exc
         imgs = images(manifests)
         unpinned = [i["image"] for i in imgs if not i["digest"]]
         placeholders = [i["image"] for i in imgs if i["image"].endswith(PLACEHOLDER)]

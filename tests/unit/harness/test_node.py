@@ -14,7 +14,7 @@ from llmops.errors import LlmopsError
 
 
 def _spec(tmp_path: Path, name: str = "llmops-c", base: int = 16030) -> node.NodeSpec:
-    return node.NodeSpec.for_cluster(name, base, tmp_path / name)
+    return node.NodeSpec.for_cluster(name, base, tmp_path / name, block=cluster.port_block(base))
 
 
 def test_two_clusters_on_different_port_blocks_get_disjoint_node_pod_and_service_networks(tmp_path: Path) -> None:

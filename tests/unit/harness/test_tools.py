@@ -133,8 +133,9 @@ def test_kube_node_is_built_from_the_control_planes_module_version_and_replaces(
 def test_build_like_refuses_a_table_that_also_pins_its_own_version(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
-        '[tool.llmops.tools.a]\nkind = "go"\nmodule = "m"\nversion = "v1"\n'
-        '[tool.llmops.tools.b]\nkind = "go"\nbuild_like = "a"\nversion = "v2"\n'
+        '[tool.llmops.toolsets]\nunit = "the unit tier"\n'
+        '[tool.llmops.tools.a]\nkind = "go"\nfor = ["unit"]\nmodule = "m"\nversion = "v1"\n'
+        '[tool.llmops.tools.b]\nkind = "go"\nfor = ["unit"]\nbuild_like = "a"\nversion = "v2"\n'
     )
     with pytest.raises(ToolError, match="build_like takes them from a"):
         tools.load_specs(pyproject)

@@ -54,8 +54,12 @@ def test_the_old_optional_key_is_rejected_with_the_replacement(tmp_path: Path) -
 
 def test_demo_installs_what_the_demo_runs_and_none_of_the_test_only_tools() -> None:
     demo = set(tools.tools_for("demo"))
-    # validate (Helm 3 + 4), cluster up (control plane, etcd, kwok, kubectl), release (helm3), load test (simulator)
-    assert demo == {"helm3", "helm4", "kubectl", "kube-control-plane", "etcd", "kwok", "inference-sim"}
+    # validate (Helm 3 + 4), cluster up (control plane, etcd, kwok, kubectl), release (helm3), load test (simulator);
+    # cluster up's real node (kubelet/kube-proxy, CoreDNS, containerd, runc, CNI, iptables, conntrack)
+    # and the images it builds for it (buildah, mmdebstrap, gcc for the static pause)
+    assert demo == {"helm3", "helm4", "kubectl", "kube-control-plane", "etcd", "kwok", "inference-sim",
+                    "kube-node", "coredns", "containerd", "ctr", "runc", "cni-plugins", "iptables", "conntrack",
+                    "buildah", "mmdebstrap", "gcc"}
 
 
 def test_heavy_tools_belong_only_to_the_tier_that_runs_them() -> None:

@@ -30,7 +30,8 @@ def overlay(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Well-formed digests for the environment's placeholders (this machine reaches no image registry)."""
     path = tmp_path_factory.mktemp("overlay") / "digests.yaml"
     path.write_text(yaml.safe_dump({"vllm": {"image": {"digest": _digest("vllm-openai:v0.32.0")},
-                                             "tests": {"image": {"digest": _digest("python:3.13-slim")}}}}))
+                                             "tests": {"image": {"digest": _digest("python:3.13-slim")}}},
+                                    "router": {"image": {"digest": _digest("vllm-router:v0.1.17")}}}))
     return path
 
 
@@ -105,5 +106,5 @@ def test_a_swapped_chart_with_recomputed_checksums_still_fails_its_provenance(
 
 
 def test_placeholder_digests_are_refused_naming_the_image(key: signing.SigningKey, tmp_path: Path) -> None:
-    with pytest.raises(bundle.BundleError, match="placeholder digest: .*registry.airgap.internal:5000/vllm/vllm-openai@sha256:0+"):
+    with pytest.raises(bundle.BundleError, match=r"(?s)placeholder digests name no image.*registry.airgap.internal:5000/vllm/vllm-openai:v0.32.0"):
         bundle.create(tmp_path / "b.tar.gz", [AIR_GAPPED], key=key, progress=lambda _m: None)

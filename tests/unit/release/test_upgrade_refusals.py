@@ -15,7 +15,7 @@ LOCAL = paths.VALUES_DIR / "local.yaml"
 TWO_MODELS = {"vllm": {"models": [
     {"name": "tiny", "servedModelName": "tiny-llm", "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main"},
     {"name": "small", "servedModelName": "small-llm", "source": "hf://HuggingFaceTB/SmolLM2-360M-Instruct@main"}]}}
-PVC_CACHE = {"vllm": {"modelCache": {"type": "pvc", "size": "1Gi"}}}
+PVC_CACHE = {"vllm": {"modelCache": {"type": "pvc", "size": "1Gi", "accessMode": "ReadWriteMany"}}}
 
 
 def _objs(set_values: dict[str, Any] | None = None) -> dict[preview.Key, dict[str, Any]]:
