@@ -100,8 +100,10 @@ def recipes() -> dict[str, Recipe]:
         Recipe("python", "3.11-bookworm", "debian", packages=("python3",),
                entrypoint=("python3",), env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"))),
         # The front door (charts/router): the pinned PyPI release, whose wheel
-        # carries the compiled Rust router, in a venv on Debian's python3.
-        Recipe("vllm-router", _tool_version("vllm-router"), "debian", packages=("python3", "python3-venv"),
+        # carries the compiled Rust router (it links libstdc++ and libgcc_s),
+        # in a venv on Debian's python3.
+        Recipe("vllm-router", _tool_version("vllm-router"), "debian",
+               packages=("python3", "python3-venv", "libstdc++6", "libgcc-s1"),
                pip=(f"vllm-router=={_tool_version('vllm-router')}",), entrypoint=("vllm-router",),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
                     ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),

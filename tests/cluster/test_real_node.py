@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from llmops import cluster, images, node, paths, release
+from llmops import cluster, images, node, paths, poll, release
 
 from .conftest import kubectl_json, kubelet_started, wait_until
 
@@ -48,8 +48,15 @@ def test_real_node_is_a_ready_containerd_node_with_fake_gpus_and_kwok_keeps_its_
     assert n["status"]["allocatable"][cluster.GPU_RESOURCE] == str(node.FAKE_GPUS)
     assert node.REAL_NODE_TAINT["key"] in {t["key"] for t in n["spec"].get("taints", [])}
     assert "kwok.x-k8s.io/node" not in n["metadata"].get("annotations", {})
-    images_on_node = {name for i in n["status"].get("images", []) for name in i.get("names", [])}
-    assert images.ref("llm-d-inference-sim") in images_on_node
+    # The kubelet lists images in the node status on its status-update period, not at once.
+    def images_on_node() -> set[str]:
+        node_now = _real_node(local_cluster)
+        return {name for i in node_now["status"].get("images", []) for name in i.get("names", [])}
+
+    listed = poll.until("the real node's status to list the images cluster up imported",
+                        lambda: images_on_node() if images.ref("llm-d-inference-sim") in images_on_node() else None,
+                        timeout=90, interval=2, describe=images_on_node)
+    assert images.ref("llm-d-inference-sim") in listed
     kwok = [x for x in kubectl_json(local_cluster, "get", "nodes")["items"]
             if x["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"]
     assert {x["metadata"]["labels"][cluster.POOL_LABEL] for x in kwok} >= {"cpu", "gpu-h100", "gpu-l4"}
