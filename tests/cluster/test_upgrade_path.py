@@ -53,6 +53,35 @@ def _claims(info: cluster.ClusterInfo, namespace: str) -> dict[str, str]:
     return {c["metadata"]["name"]: c["metadata"]["uid"] for c in items if not c["metadata"].get("deletionTimestamp")}
 
 
+UPGRADES = paths.REPO_ROOT / "tests" / "fixtures" / "upgrades"
+
+
+def _carried_to_head(values: list[Path], env: str, tmp_path: Path) -> list[Path]:
+    """The release's values as a user carries them to HEAD.
+
+    The migration table (``llmops.publish.migrate``) moves renamed keys and
+    drops removed ones; then the user's upgrade overlay for each version
+    since (``tests/fixtures/upgrades/<version>/<env>.yaml``: what
+    docs/upgrading.md asks of that environment); then the test-only digests.
+    Unchanged when nothing applies.
+    """
+    import yaml
+
+    from llmops.publish import migrate
+
+    data = yaml.safe_load(values[0].read_text()) or {}
+    migrated, applied = migrate.apply(data)
+    extras = sorted(UPGRADES.glob(f"*/{env}.yaml"))
+    if not applied and not extras:
+        return values
+    first = tmp_path / f"{env}-migrated.yaml"
+    first.write_text(yaml.safe_dump(migrated))
+    out = [first, *extras]
+    if environments.placeholder_digests(values[0]):
+        out.append(environments.TEST_IMAGE_DIGESTS)
+    return out
+
+
 def _test_digests_for(old_umbrella: Path, tmp_path: Path) -> Path:
     """The test-only digest overlay cut to the subcharts OLD_UMBRELLA knows.
 
@@ -109,9 +138,16 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         _wait_available(local_cluster, name)
         claims = _claims(local_cluster, name)
 
+        head_values = _carried_to_head(values, env, tmp_path)
+        if head_values != values:
+            # The release's file as it was is refused before anything reaches the cluster.
+            with pytest.raises(render.RenderError):
+                render.render(UMBRELLA, [*values, environments.TEST_IMAGE_DIGESTS], helm=helm_bin, release=name,
+                              namespace=name)
+            assert rel.history()[-1]["chart"] == f"llmops-stack-{version}", "a refused upgrade left a revision"
         with steady_load(rel):
             try:
-                rel.upgrade(UMBRELLA, values, timeout=INSTALL_TIMEOUT)
+                rel.upgrade(UMBRELLA, head_values, timeout=INSTALL_TIMEOUT)
             except release.ReleaseError as exc:
                 if "field is immutable" in str(exc):
                     pytest.fail(f"upgrade {version} -> HEAD ({env}) changes an immutable field:\n{exc}")
