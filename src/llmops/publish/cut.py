@@ -161,8 +161,20 @@ def images(chart_dir: Path) -> list[dict[str, str]]:
     from llmops import render
     from llmops.publish.bundle import images as rendered_images
 
+    # A concern chart whose defaults need site input (the ingress chart needs
+    # hosts and a GatewayClass) is rendered with its first chart-testing
+    # values file instead: that is the configuration CI installs.
+    attempts: list[list[Path]] = [[], *([f] for f in sorted((chart_dir / "ci").glob("*-values.yaml")))]
+    manifests = None
+    for values in attempts:
+        try:
+            manifests = render.render(chart_dir, values, helm="helm3")
+            break
+        except render.RenderError:
+            if values is attempts[-1]:
+                raise
     out = []
-    for item in rendered_images(render.render(chart_dir, [], helm="helm3")):
+    for item in rendered_images(manifests or []):
         name = item["image"].rsplit("/", 1)[-1].split("@")[0].split(":")[0]
         out.append({"name": name, "image": item["image"]})
     return out
