@@ -123,13 +123,14 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         values.append(OVERLAYS / f"{env}.yaml")
     elif environments.placeholder_digests(values[0]):
         values.append(_test_digests_for(old / "charts" / "llmops-stack", tmp_path))
-    reason = fit(values, helm_bin)
+    head_values = _carried_to_head(values, env, tmp_path)
+    reason = fit(head_values, helm_bin)  # the larger of the two footprints: HEAD adds the router
     assert not reason, f"{env} of {version} does not fit the simulated cluster: {reason}"
 
     name = f"up{version.replace('.', '')}-{env[:14].rstrip('-')}-h{helm_bin[-1]}"
     release.ensure_namespace(name, cluster_name=local_cluster.name)
     manifests = render.render(old / "charts" / "llmops-stack", values, helm=helm_bin, release=name, namespace=name)
-    pvs, _prepared = _bind_volumes(local_cluster, name, manifests)
+    pvs, _prepared, priority_classes = _bind_volumes(local_cluster, name, manifests)
     rel = release.Release(name, name, helm_bin, local_cluster.name)
     url = oci_registry.url("charts")  # type: ignore[attr-defined]
     try:
@@ -138,7 +139,6 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         _wait_available(local_cluster, name)
         claims = _claims(local_cluster, name)
 
-        head_values = _carried_to_head(values, env, tmp_path)
         if head_values != values:
             # The release's file as it was is refused before anything reaches the cluster.
             with pytest.raises(render.RenderError):
@@ -170,3 +170,5 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         cluster.kubectl(local_cluster.name, "delete", "namespace", name, "--wait=false")
         if pvs:
             cluster.kubectl(local_cluster.name, "delete", "pv", *pvs, "--wait=false")
+        if priority_classes:
+            cluster.kubectl(local_cluster.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
