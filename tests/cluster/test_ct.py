@@ -44,13 +44,21 @@ def test_ct_install_installs_and_tests_every_chart_on_the_local_cluster(local_cl
 # ---------------------------------------------------------------------------
 
 
-def _clone_at_last_release(tmp_path: Path) -> tuple[Path, str]:
+def _clone_at_last_release(tmp_path: Path, *, with_changes: bool = False) -> tuple[Path, str]:
+    """A clone whose origin/last-release is the newest release (WITH_CHANGES: the newest one HEAD differs from).
+
+    Right after a cut HEAD equals the newest release, so the check that needs
+    changed charts targets the release before it.
+    """
     clone = tmp_path / "repo"
     subprocess.run(["git", "clone", "--quiet", "--shared", str(paths.REPO_ROOT), str(clone)], check=True)
-    last = record.latest(record.load())
-    assert last is not None
-    subprocess.run(["git", "-C", str(clone), "update-ref", "refs/remotes/origin/last-release", last.commit], check=True)
-    return clone, last.commit
+    releases = sorted(record.load(), key=lambda r: r.semver, reverse=True)
+    assert releases, "releases.yaml records no release"
+    target = releases[0]
+    if with_changes:
+        target = next((r for r in releases if record.changed_charts(r.commit, "HEAD", clone)), releases[-1])
+    subprocess.run(["git", "-C", str(clone), "update-ref", "refs/remotes/origin/last-release", target.commit], check=True)
+    return clone, target.commit
 
 
 def _ct_version_check(clone: Path) -> subprocess.CompletedProcess[str]:
@@ -62,7 +70,7 @@ def _ct_version_check(clone: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_ct_version_increment_check_passes_for_charts_changed_since_the_last_release(tmp_path: Path) -> None:
-    clone, commit = _clone_at_last_release(tmp_path)
+    clone, commit = _clone_at_last_release(tmp_path, with_changes=True)
     changed = sorted(record.with_dependents(record.changed_charts(commit, "HEAD", clone),
                                             record.chart_meta(clone / "charts")))
     assert changed, "nothing changed since the last release: cut one before this test means anything"

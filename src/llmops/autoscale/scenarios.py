@@ -53,6 +53,8 @@ def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Ma
     ]  # fmt: skip
     return {
         "global": {"monitoring": {"enabled": True}},
+        # No DCGM exporter in this stack: alerts on its series could never fire (the chart refuses them).
+        "observability": {"rules": {"gpuXid": {"enabled": False}, "gpuEcc": {"enabled": False}}},
         "vllm": {"models": vllm_models, "simulator": {"timeToFirstToken": ttft, "interTokenLatency": itl}},
         "autoscaling": {
             "enabled": True,

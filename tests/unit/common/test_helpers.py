@@ -12,6 +12,9 @@ import yaml
 from llmops import paths
 from llmops.render import RenderError
 
+# The probe chart pins the library exactly as the suite's charts do.
+COMMON_VERSION = str(yaml.safe_load((paths.CHARTS_DIR / "common" / "Chart.yaml").read_text())["version"])
+
 PROBE = """\
 name: {{ include "common.names.fullname" . }}
 engine: {{ include "common.names.engine" (dict "context" $ "model" .Values.model) }}
@@ -46,7 +49,7 @@ def probe_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "name": "probe",
                 "version": "1.2.3",
                 "appVersion": "v9",
-                "dependencies": [{"name": "common", "version": "0.1.0", "repository": "file://../common"}],
+                "dependencies": [{"name": "common", "version": COMMON_VERSION, "repository": "file://../common"}],
             }
         )
     )
