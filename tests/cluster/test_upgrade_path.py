@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from llmops import cluster, environments, paths, release, render
-from llmops.publish import oci, record, signing
+from llmops.publish import oci, record, semver, signing
 
 from .conftest import kubectl_json
 from .test_charts import INSTALL_TIMEOUT, UMBRELLA, _bind_volumes, _wait_available, fit
@@ -56,12 +56,12 @@ def _claims(info: cluster.ClusterInfo, namespace: str) -> dict[str, str]:
 UPGRADES = paths.REPO_ROOT / "tests" / "fixtures" / "upgrades"
 
 
-def _carried_to_head(values: list[Path], env: str, tmp_path: Path) -> list[Path]:
+def _carried_to_head(values: list[Path], env: str, version: str, tmp_path: Path) -> list[Path]:
     """The release's values as a user carries them to HEAD.
 
     The migration table (``llmops.publish.migrate``) moves renamed keys and
     drops removed ones; then the user's upgrade overlay for each version
-    since (``tests/fixtures/upgrades/<version>/<env>.yaml``: what
+    since the release (``tests/fixtures/upgrades/<version>/<env>.yaml``, newer versions only: what
     docs/upgrading.md asks of that environment); then the test-only digests.
     Unchanged when nothing applies.
     """
@@ -71,7 +71,9 @@ def _carried_to_head(values: list[Path], env: str, tmp_path: Path) -> list[Path]
 
     data = yaml.safe_load(values[0].read_text()) or {}
     migrated, applied = migrate.apply(data)
-    extras = sorted(UPGRADES.glob(f"*/{env}.yaml"))
+    since = semver.Version.parse(version)
+    extras = sorted((f for f in UPGRADES.glob(f"*/{env}.yaml") if semver.Version.parse(f.parent.name) > since),
+                    key=lambda f: semver.Version.parse(f.parent.name))
     if not applied and not extras:
         return values
     first = tmp_path / f"{env}-migrated.yaml"
@@ -123,7 +125,7 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         values.append(OVERLAYS / f"{env}.yaml")
     elif environments.placeholder_digests(values[0]):
         values.append(_test_digests_for(old / "charts" / "llmops-stack", tmp_path))
-    head_values = _carried_to_head(values, env, tmp_path)
+    head_values = _carried_to_head(values, env, version, tmp_path)
     reason = fit(head_values, helm_bin)  # the larger of the two footprints: HEAD adds the router
     assert not reason, f"{env} of {version} does not fit the simulated cluster: {reason}"
 
