@@ -34,7 +34,9 @@ from llmops import cluster, environments, paths, release, render
 from llmops.publish import oci, record, semver, signing
 
 from .conftest import kubectl_json
-from .test_charts import INSTALL_TIMEOUT, UMBRELLA, _bind_volumes, _wait_available, fit
+# one_environment_at_a_time: releases of shipped environments create cluster-scoped objects (the
+# llm-inference PriorityClass) and fill GPU pools, so they take turns with test_charts' installs.
+from .test_charts import INSTALL_TIMEOUT, UMBRELLA, _bind_volumes, _wait_available, fit, one_environment_at_a_time  # noqa: F401
 
 OVERLAYS = Path(os.environ.get("LLMOPS_UPGRADE_OVERLAYS", paths.REPO_ROOT / "tests" / "fixtures" / "overlays"))
 RECORDS = record.load()
@@ -116,7 +118,7 @@ def steady_load(rel: release.Release) -> Iterator[dict[str, object]]:
 @pytest.mark.parametrize(("version", "env"), CASES, ids=[f"{v}-{e}" for v, e in CASES])
 def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
     version: str, env: str, helm_bin: str, local_cluster: cluster.ClusterInfo, published: dict[str, list[oci.Published]],
-    oci_registry: object, signing_key: signing.SigningKey, tmp_path: Path
+    oci_registry: object, signing_key: signing.SigningKey, tmp_path: Path, one_environment_at_a_time: None
 ) -> None:
     rec = record.find(RECORDS, version)
     old = oci.export(rec.commit, tmp_path / "release")
