@@ -65,8 +65,8 @@ REAL_NODE_READY_TIMEOUT_S = 90.0
 NODE_IMAGES = ("pause", "llm-d-inference-sim", "python", "vllm-router")
 
 # The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
-# node lease on, heartbeat unchanged). Supplying any Stage replaces all of
-# them, so they are read from the pinned kwok module and sent along with ours.
+# node lease on, heartbeat unchanged), read from the pinned kwok module and
+# sent explicitly so the set is the pinned one, not whatever kwokctl picks.
 DEFAULT_STAGE_FILES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -75,44 +75,10 @@ DEFAULT_STAGE_FILES = (
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
 
-# kwok completes a Running pod only when a Job owns it; `helm test` hook pods
-# have no owner, so without this stage `helm test` would wait forever.
-HELM_TEST_STAGE: dict[str, Any] = {
-    "apiVersion": "kwok.x-k8s.io/v1alpha1",
-    "kind": "Stage",
-    "metadata": {"name": "llmops-helm-test-pod-succeeds"},
-    "spec": {
-        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-        "selector": {
-            "matchExpressions": [
-                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                {"key": '.metadata.annotations["helm.sh/hook"]', "operator": "In", "values": ["test", "test-success"]},
-            ]
-        },
-        "delay": {"durationMilliseconds": 500},
-        "next": {
-            "statusTemplate": (
-                "{{ $now := Now }}\n"
-                "containerStatuses:\n"
-                "{{ range .spec.containers }}\n"
-                "- name: {{ .name | Quote }}\n"
-                "  image: {{ .image | Quote }}\n"
-                "  ready: false\n"
-                "  started: false\n"
-                "  restartCount: 0\n"
-                "  state:\n"
-                "    terminated:\n"
-                "      exitCode: 0\n"
-                "      reason: Completed\n"
-                "      startedAt: {{ $now | Quote }}\n"
-                "      finishedAt: {{ $now | Quote }}\n"
-                "{{ end }}\n"
-                "phase: Succeeded\n"
-            )
-        },
-    },
-}
+# No Stage of ours: kwok's defaults complete only Job-owned pods, so a `helm
+# test` pod on a kwok node would stay Running. Test pods run on the real node,
+# where their own script decides (require_real_pods() says so up front).
+HELM_TEST_NEEDS = "helm test needs a real node: start the cluster with `llmops cluster up --real-nodes 1`"
 
 
 @dataclass(frozen=True)
@@ -777,7 +743,7 @@ def _up_local(name: str, ports: Ports, say: Any, real_node: node.NodeSpec | None
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use; stop what holds them "
             f"(`llmops cluster down --name ...`) or pass --port-base"
         )
-    config = kwokctl_config(ports, [*default_stages(), HELM_TEST_STAGE], real_node)
+    config = kwokctl_config(ports, default_stages(), real_node)
     config_file = cluster_dir(name) / "kwokctl.yaml"
     config_file.write_text(yaml.safe_dump_all(config, sort_keys=False))
     kubeconfig_path(name).touch()
@@ -1038,6 +1004,18 @@ def has_real_node(name: str = DEFAULT_NAME) -> bool:
     """Whether cluster NAME runs a real node now (its supervisor is alive)."""
     spec = node.NodeSpec.load(cluster_dir(name) / "node")
     return spec is not None and node.supervisor_alive(spec)
+
+
+def require_real_pods(name: str = DEFAULT_NAME, what: str = HELM_TEST_NEEDS) -> None:
+    """Raise WHAT unless cluster NAME runs containers: a kind cluster, or a local one with its real node up.
+
+    kwok nodes never run a container; nothing on them can pass or fail a
+    script (there is no Stage that pretends so).
+    """
+    provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
+    if provider == "kind" or has_real_node(name):
+        return
+    raise LlmopsError(f"{what} (cluster {name} has only kwok nodes, which run no container)")
 
 
 def pids(name: str = DEFAULT_NAME) -> dict[str, int]:
