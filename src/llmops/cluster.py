@@ -723,6 +723,30 @@ def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], s
     say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
 
 
+def load_images(name: str, image_names: Sequence[str], say: Any = None) -> list[str]:
+    """Build (or take from the cache) IMAGE_NAMES and import those missing into cluster NAME's real node.
+
+    For images only some runs need (``locust``: the in-cluster load test),
+    kept out of NODE_IMAGES so `cluster up` does not pay for them. Returns
+    the references now on the node.
+    """
+    from llmops import images
+
+    say = say or (lambda _m: None)
+    spec = node.NodeSpec.load(cluster_dir(name) / "node")
+    if spec is None or not node.supervisor_alive(spec):
+        raise LlmopsError(f"images {', '.join(image_names)} run on the real node, and cluster {name} has none running: "
+                          f"`llmops cluster up --name {name} --real-nodes 1`")
+    archives = images.build_all(list(image_names), say)
+    present = set(node.image_refs(spec))
+    missing = [archives[n] for n in image_names if images.ref(n) not in present]
+    if missing:
+        mark = time.monotonic()
+        node.import_images(spec, missing)
+        say(f"imported {len(missing)} image(s) into {spec.node_name} in {time.monotonic() - mark:.1f}s")
+    return [images.ref(n) for n in image_names]
+
+
 def _wait_real_node(name: str, spec: node.NodeSpec, say: Any) -> None:
     def ready() -> bool:
         if not node.supervisor_alive(spec):

@@ -98,8 +98,9 @@ so multi-value flags (--lora-modules) read the same way.
 {{- if $m.loraAdapters -}}
 {{- $args = concat $args (list "--max-loras" (toString (len $m.loraAdapters))) -}}
 {{- $args = append $args "--lora-modules" -}}
+{{- /* The simulator accepts an adapter only when base_model_name is its --model (seen on the real node: "unknown base model"). */ -}}
 {{- range $m.loraAdapters -}}
-{{- $args = append $args (dict "name" .name "path" .path "base_model_name" $m.servedModelName | toJson) -}}
+{{- $args = append $args (dict "name" .name "path" .path "base_model_name" (default $m.servedModelName $m.hfRepo) | toJson) -}}
 {{- end -}}
 {{- end -}}
 {{- $args = concat $args ($v.simulator.extraArgs | default list) -}}

@@ -125,7 +125,9 @@ def test_simulator_lora_modules_are_json_objects_naming_the_base_model(render_ch
     values = {"models": [{"name": "m", "servedModelName": "base", "source": "hf://o/m@a", "loraAdapters": [{"name": "sql", "source": "pvc://l/sql"}]}]}
     (dep,) = deployments(render_chart(CHART, set_values=values)).values()
     (lora,) = flag_values(engine(dep)["args"])["--lora-modules"]
-    assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "base"}
+    # The simulator refuses an adapter whose base_model_name is not its --model (the served name is not enough).
+    assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "o/m"}
+    assert flag_values(engine(dep)["args"])["--model"] == ["o/m"]
 
 
 @pytest.mark.parametrize(
