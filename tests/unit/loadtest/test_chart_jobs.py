@@ -133,6 +133,8 @@ def test_code_configmap_ships_the_repository_locustfile_and_the_modules_it_impor
     assert {i["path"] for i in items} == {
         "locustfile.py", "llmops/__init__.py", "llmops/errors.py", "llmops/loadtest/__init__.py",
         "llmops/loadtest/profiles.py", "llmops/loadtest/shapes.py", "llmops/loadtest/sse.py",
+        # the master summarizes the workers' samples (llmops loadtest --in-cluster reads it)
+        "llmops/loadtest/stats.py",
     }  # fmt: skip
     sources = {"locustfile.py": paths.REPO_ROOT / "loadtests" / "locustfile.py"}
     assert "locustfile.py" in {item["path"] for item in items}, items
