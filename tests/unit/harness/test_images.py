@@ -60,3 +60,18 @@ def test_pause_image_builds_reproducibly_from_the_pinned_kubernetes_pause_source
         monkeypatch.setattr(images, "images_dir", lambda run=run: tmp_path / run)
         digests.append(_manifest_digest(images.build(images.recipes()["pause"])))
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
+
+
+# Charts whose ci/*-values.yaml `ct install` runs as real pods on the real node (no registry there).
+POD_CHARTS = ("vllm", "router", "llmops-stack", "loadtest")
+
+
+@pytest.mark.parametrize("chart", POD_CHARTS)
+def test_ci_values_of_charts_that_run_pods_use_only_images_built_here(chart: str) -> None:
+    from llmops import render
+    from llmops.publish.bundle import images as rendered_images
+
+    built = {r.ref for r in images.recipes().values()}
+    for values in sorted((render.chart_path(chart) / "ci").glob("*-values.yaml")):
+        used = {i["image"] for i in rendered_images(render.render(chart, [values], helm="helm3"))}
+        assert used <= built, f"{chart}/ci/{values.name} runs {sorted(used - built)}, which no recipe builds"
