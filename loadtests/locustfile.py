@@ -68,7 +68,14 @@ def _discover_targets() -> dict[str, list[str]]:
     req = urllib.request.Request(f"{base}/v1/models", headers=_headers())
     with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - configured endpoint
         data = json.load(resp)
-    return {m["id"]: [base] for m in data.get("data", [])}
+    # OpenAI's list ({"data": [{"id": ...}]}) from an engine; the vLLM Router in
+    # IGW mode (charts/router) answers {"models": ["name", ...]} instead.
+    names = [m["id"] for m in data.get("data", [])] or [
+        m if isinstance(m, str) else m.get("id") or m.get("model_id") for m in data.get("models", [])
+    ]
+    if not names:
+        raise SystemExit(f"{base}/v1/models lists no model: {json.dumps(data)[:200]}")
+    return {str(name): [base] for name in names}
 
 
 def _headers() -> dict[str, str]:

@@ -77,6 +77,18 @@ def test_an_slo_the_simulator_cannot_meet_makes_the_in_cluster_run_fail_naming_i
     assert not breach["ok"] and breach["observed"] > 1 and "ttft p50" in breach["message"], breach
 
 
+def test_the_run_can_go_through_the_router_front_door(
+    local_cluster: cluster.ClusterInfo, served: tuple[str, str], tmp_path: Path
+) -> None:
+    """The router lists models in its own shape ({"models": [...]}); the locustfile reads it too."""
+    release_name, namespace = served
+    code = _loadtest(local_cluster, release_name, namespace, tmp_path / "router", "--service", f"{release_name}-router")
+    doc = json.loads((tmp_path / "router" / "summary.json").read_text())
+    assert f"http://{release_name}-router.{namespace}.svc:8000" in doc["context"]["target"]
+    assert doc["summary"]["requests"] > 0 and doc["summary"]["failed"] == 0, doc["summary"]
+    assert code == 0
+
+
 def test_a_release_that_is_not_installed_is_refused_before_any_pod_starts(local_cluster: cluster.ClusterInfo) -> None:
     with pytest.raises(Exception, match="no router|engine Services"):
         incluster.target_url("absent", "default", local_cluster.name)

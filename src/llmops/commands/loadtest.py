@@ -46,6 +46,8 @@ def register(sub: Any) -> None:
                       help="run Locust master + workers as pods next to the release (charts/loadtest), aimed at its "
                            "Service; the master's summary comes back into --report-dir")
     incl.add_argument("--workers", type=int, default=2, help="Locust worker pods (default 2)")
+    incl.add_argument("--service", help="the release's Service to load, e.g. <release>-router (default: its one "
+                                        "engine Service, else its router)")
     incl.add_argument("--cluster", default=os.environ.get("LLMOPS_CLUSTER", "llmops"),
                       help="local cluster whose real node runs the pods (default: $LLMOPS_CLUSTER or llmops)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -107,6 +109,7 @@ def _run_in_cluster(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     outcome = incluster.execute(
         release_name=args.release, namespace=args.namespace, cluster_name=args.cluster, profile=args.profile,
         slo_ref=args.slo, load_overrides=overrides, workers=args.workers, seed=args.seed, report_dir=args.report_dir,
+        service=args.service,
     )
     for line in outcome.lines:
         print(line)

@@ -34,8 +34,8 @@ SUMMARY_MARKER = "LLMOPS_SUMMARY "
 GRACE_S = 180.0
 
 
-def target_url(release_name: str, namespace: str, cluster_name: str) -> str:
-    """The in-cluster URL of the release's one engine Service, else of its router Service."""
+def target_url(release_name: str, namespace: str, cluster_name: str, service: str | None = None) -> str:
+    """The in-cluster URL of SERVICE, else of the release's one engine Service, else of its router Service."""
     items = json.loads(cluster.kubectl(cluster_name, "get", "services", "-n", namespace, "-o", "json",
                                        "-l", f"app.kubernetes.io/instance={release_name}"))["items"]
 
@@ -48,6 +48,12 @@ def target_url(release_name: str, namespace: str, cluster_name: str) -> str:
     by_component: dict[str, list[dict[str, Any]]] = {}
     for svc in items:
         by_component.setdefault(svc["metadata"].get("labels", {}).get("app.kubernetes.io/component", ""), []).append(svc)
+    if service:
+        named = [svc for svc in items if svc["metadata"]["name"] == service]
+        if not named:
+            raise LlmopsError(f"release {release_name} in {namespace} has no Service {service}; it has "
+                              f"{', '.join(sorted(s['metadata']['name'] for s in items)) or 'none'}")
+        return url(named[0])
     engines, routers = by_component.get("engine", []), by_component.get("router", [])
     if len(engines) == 1:
         return url(engines[0])
@@ -99,6 +105,7 @@ def execute(
     seed: int | None = 1,
     report_dir: Path | None = None,
     helm_bin: str = "helm3",
+    service: str | None = None,
     say: Any = print,
 ) -> harness.Outcome:
     """Run charts/loadtest against the release and return the verdict; never raises on an SLO breach."""
@@ -107,7 +114,7 @@ def execute(
     out = report_dir or paths.REPO_ROOT / "reports" / time.strftime("loadtest-incluster-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     cluster.load_images(cluster_name, [IMAGE], say)
-    url = target_url(release_name, namespace, cluster_name)
+    url = target_url(release_name, namespace, cluster_name, service)
     name = f"{release_name}-loadtest"[:53].rstrip("-")
     recipe = images.recipes()[IMAGE]
     values = {
