@@ -18,8 +18,7 @@ Usage: PYTHONPATH=src .venv/bin/python scripts/bench_router_load.py [--parts ove
    simulators) under one Locust process at full speed with a distinct
    200-word prompt per request (the prefix tree's worst case) until
    MEMORY_REQUESTS requests or MEMORY_MINUTES minutes, whichever comes first;
-   the router's VmRSS and its own vllm_router_tree_size are printed against
-   the request count every 30 s.
+   the router's VmRSS is printed against the request count every 30 s.
 
 Ports 18310-18319 (the bench part of the router's host range 18300-18319);
 every process it starts is stopped.
@@ -220,9 +219,10 @@ def bench_memory(args: argparse.Namespace, log_dir: Path) -> None:
         try:
             print(f"\n## Memory: cache_aware, --max-tree-size {MAX_TREE_SIZE}, eviction every {EVICTION_S} s, "
                   f"4 zero-latency simulators, distinct 200-word prompts, one Locust process ({args.users} users, no wait)")
-            print("| minutes | requests served | req/s (window) | router RSS MiB | vllm_router_tree_size |")
-            print("| ---: | ---: | ---: | ---: | ---: |")
-            print(f"| 0.0 | 0 | | {rss_mib(router.pid):.0f} | {router_counter(router, 'vllm_router_tree_size'):.0f} |", flush=True)
+            # No prefix-tree size column: 0.1.17 declares vllm_router_tree_size but never sets it.
+            print("| minutes | requests served | req/s (window) | router RSS MiB |")
+            print("| ---: | ---: | ---: | ---: |")
+            print(f"| 0.0 | 0 | | {rss_mib(router.pid):.0f} |", flush=True)
             limit_s = args.memory_minutes * 60
             out = log_dir / "memory-locust.json"
             locustfile = log_dir / "locustfile.py"
@@ -242,8 +242,7 @@ def bench_memory(args: argparse.Namespace, log_dir: Path) -> None:
                     now = time.monotonic()
                     rss = rss_mib(router.pid)
                     peak = max(peak, rss)
-                    print(f"| {(now - t0) / 60:.1f} | {n:.0f} | {(n - last_n) / (now - last_t):.0f} | {rss:.0f} | "
-                          f"{router_counter(router, 'vllm_router_tree_size'):.0f} |", flush=True)
+                    print(f"| {(now - t0) / 60:.1f} | {n:.0f} | {(n - last_n) / (now - last_t):.0f} | {rss:.0f} |", flush=True)
                     last_n, last_t = n, now
                     if n >= args.memory_requests:
                         proc.terminate()
@@ -253,8 +252,7 @@ def bench_memory(args: argparse.Namespace, log_dir: Path) -> None:
             n = router_counter(router, "vllm_router_requests_total")
             errors = router_counter(router, "vllm_router_request_errors_total")
             print(f"after {n:.0f} requests ({errors:.0f} router-side errors) and one idle eviction pass: RSS "
-                  f"{rss_mib(router.pid):.0f} MiB (peak sampled {peak:.0f} MiB), tree size "
-                  f"{router_counter(router, 'vllm_router_tree_size'):.0f}", flush=True)
+                  f"{rss_mib(router.pid):.0f} MiB (peak sampled {peak:.0f} MiB)", flush=True)
         finally:
             router.stop()
     finally:
