@@ -78,7 +78,8 @@ class Stack:
 
     def workers(self) -> list[dict[str, Any]]:
         status, body = request(f"{self.router_url}/workers", timeout=5)
-        assert status == 200 and isinstance(body, dict), (status, body)
+        if status != 200 or not isinstance(body, dict):
+            raise RuntimeError(f"GET /workers on the router: HTTP {status} {body!r}")
         return list(body["workers"])
 
 
@@ -99,7 +100,7 @@ def _install(info: cluster.ClusterInfo, name: str, values: dict[str, Any], model
         # Not AssertionError: the strict xfail below must not swallow a setup failure.
         poll.until(f"the router to register all {pods} engine pods of {models} model(s)",
                    lambda: len([w for w in stack.workers() if w["is_healthy"]]) == pods,
-                   timeout=READY_TIMEOUT_S, describe=stack.workers, error=RuntimeError)
+                   timeout=READY_TIMEOUT_S, retry_on=(OSError,), describe=stack.workers, error=RuntimeError)
         yield stack
     finally:
         cluster.kubectl(info.name, "delete", "namespace", namespace, "--wait=false")
