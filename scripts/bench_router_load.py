@@ -45,7 +45,7 @@ SIM_PORTS = (18311, 18312, 18313, 18314)
 MODEL = "bench"
 # The chart's defaults (charts/router/values.yaml): cacheAware.maxTreeSize, evictionIntervalSeconds.
 MAX_TREE_SIZE = 2097152
-EVICTION_S = 60
+EVICTION_S = 10
 
 LOCUSTFILE = textwrap.dedent('''
     import json, os, random
@@ -126,9 +126,9 @@ def stop_all(ps: list[subprocess.Popen[bytes]]) -> None:
         procs.stop_process(p, 10)
 
 
-def start_router(log_dir: Path, ports: tuple[int, ...]) -> HostRouter:
+def start_router(log_dir: Path, ports: tuple[int, ...], eviction_s: int = EVICTION_S) -> HostRouter:
     router = HostRouter(ROUTER_PORT, METRICS_PORT, policy="cache_aware", log=log_dir / "router.log", extra_args=[
-        "--max-tree-size", str(MAX_TREE_SIZE), "--eviction-interval-secs", str(EVICTION_S),
+        "--max-tree-size", str(MAX_TREE_SIZE), "--eviction-interval-secs", str(eviction_s),
         "--max-concurrent-requests", "4096", "--queue-size", "1024"])  # fmt: skip
     router.start()
     for port in ports:
@@ -215,9 +215,9 @@ def print_overhead(fraction: float, rate: float, per_user: float, rows: dict[str
 def bench_memory(args: argparse.Namespace, log_dir: Path) -> None:
     sims = start_sims(log_dir, SIM_PORTS)
     try:
-        router = start_router(log_dir, SIM_PORTS)
+        router = start_router(log_dir, SIM_PORTS, args.eviction_seconds)
         try:
-            print(f"\n## Memory: cache_aware, --max-tree-size {MAX_TREE_SIZE}, eviction every {EVICTION_S} s, "
+            print(f"\n## Memory: cache_aware, --max-tree-size {MAX_TREE_SIZE}, eviction every {args.eviction_seconds} s, "
                   f"4 zero-latency simulators, distinct 200-word prompts, one Locust process ({args.users} users, no wait)")
             # No prefix-tree size column: 0.1.17 declares vllm_router_tree_size but never sets it.
             print("| minutes | requests served | req/s (window) | router RSS MiB |")
@@ -248,7 +248,7 @@ def bench_memory(args: argparse.Namespace, log_dir: Path) -> None:
                         proc.terminate()
             finally:
                 procs.stop_process(proc, 30)
-            time.sleep(EVICTION_S + 5)  # one more eviction pass with no traffic
+            time.sleep(args.eviction_seconds + 5)  # one more eviction pass with no traffic
             n = router_counter(router, "vllm_router_requests_total")
             errors = router_counter(router, "vllm_router_request_errors_total")
             print(f"after {n:.0f} requests ({errors:.0f} router-side errors) and one idle eviction pass: RSS "
@@ -268,6 +268,8 @@ def main() -> int:
                     help="offered rates for the comparison, as fractions of the highest rate found")
     ap.add_argument("--memory-minutes", type=float, default=15.0)
     ap.add_argument("--memory-requests", type=int, default=1_000_000)
+    ap.add_argument("--eviction-seconds", type=int, default=EVICTION_S,
+                    help="router --eviction-interval-secs for the memory part (default: the chart's)")
     args = ap.parse_args()
     parts = set(filter(None, args.parts.split(",")))
     with tempfile.TemporaryDirectory(prefix="bench-router-load-") as tmp:
