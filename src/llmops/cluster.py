@@ -19,6 +19,7 @@ listener on 127.0.0.1; ``down`` stops the processes and removes the folder.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -648,6 +649,7 @@ def up(
             timings["images_s"] = time.monotonic() - mark
         cluster_dir(name).mkdir(parents=True)
         _provider_file(name).write_text(provider)
+        importing: concurrent.futures.Future[None] | None = None
         try:
             mark = time.monotonic()
             if provider == "local":
@@ -660,7 +662,8 @@ def up(
             timings["api_ready_s"] = time.monotonic() - mark
             if spec is not None:
                 mark = time.monotonic()
-                _start_real_node(name, spec, archives, say)
+                # Images beyond pause import while the nodes come up and the CRDs go in.
+                importing = _start_real_node(name, spec, archives, say, background=True)
                 timings["real_node_started_s"] = time.monotonic() - mark
             mark = time.monotonic()
             _add_nodes(name, provider, pools)
@@ -673,7 +676,15 @@ def up(
                 timings["crds_s"] = time.monotonic() - mark
                 say(f"installed {count} pinned CRDs")
             _install_operator_objects(name)
+            if importing is not None:
+                mark = time.monotonic()
+                importing.result()
+                timings["images_wait_s"] = time.monotonic() - mark
         except BaseException:
+            if importing is not None:
+                # Never stop the node under a running `ctr import`.
+                with contextlib.suppress(BaseException):
+                    importing.result()
             say(f"cluster {name} failed to come up; cleaning up (logs kept only in the error)")
             logs = _log_tail(name)
             if spec is not None:
@@ -706,7 +717,14 @@ def _node_images(say: Any) -> list[Path]:
     return [built[n] for n in NODE_IMAGES]
 
 
-def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], say: Any) -> None:
+def _start_real_node(
+    name: str, spec: node.NodeSpec, archives: Sequence[Path], say: Any, *, background: bool = False
+) -> concurrent.futures.Future[None] | None:
+    """Start the node and import ARCHIVES (the first, pause, at once: every pod's sandbox needs it).
+
+    With BACKGROUND the others import in a thread; the caller waits on the
+    returned future before anyone may start a pod from them.
+    """
     from llmops import images
 
     say(f"starting the real node {spec.node_name}: netns {spec.netns}, node {spec.node_ip}, pods {spec.pod_cidr}, "
@@ -719,8 +737,19 @@ def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], s
     # the supervisor its /proc cmdline can read empty for a moment.
     node.wait_socket(spec.containerd_socket, node.START_TIMEOUT_S, "the node's containerd", lambda: procs.pid_alive(pid))
     mark = time.monotonic()
-    node.import_images(spec, archives)
-    say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
+    node.import_images(spec, archives[:1])
+
+    def rest() -> None:
+        node.import_images(spec, archives[1:])
+        say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
+
+    if not background:
+        rest()
+        return None
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmops-image-import")
+    future = pool.submit(rest)
+    pool.shutdown(wait=False)
+    return future
 
 
 def load_images(name: str, image_names: Sequence[str], say: Any = None) -> list[str]:
