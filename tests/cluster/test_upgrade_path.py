@@ -27,8 +27,9 @@ must replace every engine and router pod (checked by pod UID); when the
 release and HEAD render the same pod templates (a release cut from the tree
 under test), the case forces the rollout with a pod annotation in the HEAD
 values and says so in its figures. A release whose environment has no router
-(0.1.0) is upgraded on the real node without the load: there is no router
-Service to send it through before the upgrade. Figures go to
+(0.1.0) has no Service to send the load through before the upgrade (and its
+local file names a ghcr.io image the offline node cannot pull): it upgrades
+on kwok nodes without the load, like the other environments. Figures go to
 ``reports/cluster/upgrade-load.json`` (scripts/bench_upgrade.py reads them).
 
 ``LLMOPS_UPGRADE_HEAD_VALUES`` (files separated by ``:``) is appended to the
@@ -219,6 +220,10 @@ def steady_load(info: cluster.ClusterInfo, namespace: str, grace_s: float, *, me
         print(f"[steady load] {summary.line()}")
 
 
+def name_for(version: str, env: str, helm_bin: str) -> str:
+    return f"up{version.replace('.', '')}-{env[:14].rstrip('-')}-h{helm_bin[-1]}"
+
+
 def _grace_seconds(manifests: list[render.Manifest]) -> float:
     return max((m.obj["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
                 for m in manifests if m.kind == "Deployment"), default=30)
@@ -259,12 +264,16 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
     reason = fit(head_values, helm_bin)  # the larger of the two footprints: HEAD adds the router
     assert not reason, f"{env} of {version} does not fit the simulated cluster: {reason}"
 
-    real_node = env in REAL_NODE_ENVS
+    name = name_for(version, env, helm_bin)
+    manifests = render.render(old / "charts" / "llmops-stack", values, helm=helm_bin, release=name, namespace=name)
+    release_router = any(m.kind == "Deployment" and m.obj["metadata"]["labels"].get("app.kubernetes.io/component")
+                         == "router" for m in manifests)
+    # On the real node when there is a router to send the load through: a release without one (0.1.0)
+    # also ran images the node does not have (ghcr.io), and upgrades on kwok nodes as before.
+    real_node = env in REAL_NODE_ENVS and release_router
     if real_node and not cluster.has_real_node(local_cluster.name):
         pytest.fail(f"cluster {local_cluster.name} has no real node (LLMOPS_REAL_NODES=0?); {env} upgrades under load there")
-    name = f"up{version.replace('.', '')}-{env[:14].rstrip('-')}-h{helm_bin[-1]}"
     release.ensure_namespace(name, cluster_name=local_cluster.name, real_node=real_node)
-    manifests = render.render(old / "charts" / "llmops-stack", values, helm=helm_bin, release=name, namespace=name)
     upgrade_values = [*head_values, *HEAD_EXTRA]
     head_manifests = render.render(UMBRELLA, upgrade_values, helm=helm_bin, release=name, namespace=name)
     old_templates, head_templates = _pod_templates(manifests), _pod_templates(head_manifests)
@@ -295,7 +304,6 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
                               namespace=name)
             assert rel.history()[-1]["chart"] == f"llmops-stack-{version}", "a refused upgrade left a revision"
         before = {c: _pods(local_cluster, name, c) for c in ("engine", "router")} if real_node else {}
-        # Through the router the release already runs (0.1.0's environments have none: nothing to send it through).
         with steady_load(local_cluster, name, grace, measure=real_node) as upgrade_load:
             try:
                 rel.upgrade(UMBRELLA, upgrade_values, timeout=INSTALL_TIMEOUT)
@@ -315,10 +323,7 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         assert [h["chart"] for h in rel.history()] == [f"llmops-stack-{version}", f"llmops-stack-{head_version}"]
 
         before = {c: _pods(local_cluster, name, c) for c in ("engine", "router")} if real_node else {}
-        # Only when the release has a router too: rolling back to a release without one removes it.
-        release_router = any(m.kind == "Deployment" and m.obj["metadata"]["labels"].get("app.kubernetes.io/component")
-                             == "router" for m in manifests)
-        with steady_load(local_cluster, name, grace, measure=real_node and release_router) as rollback_load:
+        with steady_load(local_cluster, name, grace, measure=real_node) as rollback_load:
             rel.rollback(1, timeout=INSTALL_TIMEOUT)
             _wait_available(local_cluster, name)
         rollback_load["forced_rollout"] = forced
