@@ -239,7 +239,7 @@ class SteadyLoad:
             elif not acc.token_times:
                 out.error = "stream carried no token"
             return True
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             where = "before any response" if out.status is None else f"after HTTP {out.status} and {len(acc.token_times)} tokens"
             out.error = f"{type(exc).__name__} {where}: {exc}"[:300]
             return not (out.status is None and isinstance(exc, aiohttp.ClientConnectionError))

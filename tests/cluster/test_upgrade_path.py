@@ -64,9 +64,10 @@ RECORDS = record.load()
 # Environments whose pods serve on the real node (every image they run is built by `cluster up`).
 REAL_NODE_ENVS = ("local",)
 LOAD_CONCURRENCY = int(os.environ.get("LLMOPS_UPGRADE_LOAD_CONCURRENCY", "4"))
-# Streams of about 1.3 s with local.yaml's simulator (10 ms per token): long enough that a pod killed
-# before its streams end shows up as broken streams.
-LOAD_MAX_TOKENS = 128
+# Streams of about 3 s with local.yaml's simulator (50 ms to the first token, 10 ms per token after):
+# longer than a pod without its drain settings lives after it is marked for deletion, so such a pod
+# shows up as broken streams.
+LOAD_MAX_TOKENS = int(os.environ.get("LLMOPS_UPGRADE_LOAD_MAX_TOKENS", "300"))
 # A load that ran this few requests over a rollout proves nothing.
 MIN_REQUESTS = 20
 ROUTER_READY_TIMEOUT_S = 90
