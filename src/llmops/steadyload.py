@@ -115,7 +115,8 @@ class SteadyLoad:
     """
 
     def __init__(self, base_url: str, model: str, *, concurrency: int = 4, max_tokens: int = 48,
-                 request_timeout_s: float = 60.0, prompt: str = DEFAULT_PROMPT, connection_retries: int = 1) -> None:
+                 request_timeout_s: float = 60.0, prompt: str = DEFAULT_PROMPT, connection_retries: int = 1,
+                 ignore_eos: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.concurrency = concurrency
@@ -123,6 +124,9 @@ class SteadyLoad:
         self.request_timeout_s = request_timeout_s
         self.prompt = prompt
         self.connection_retries = connection_retries
+        # Every answer exactly max_tokens long (vLLM's and the simulator's `ignore_eos`): streams of a known
+        # length, so "longer than a pod lives after its deletion" is a property of the load, not luck.
+        self.ignore_eos = ignore_eos
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -219,7 +223,8 @@ class SteadyLoad:
     async def _attempt(self, session: aiohttp.ClientSession, out: Outcome) -> bool:
         """One try; False when it failed on a connection error before any response (it may be resent)."""
         body = {"model": self.model, "messages": [{"role": "user", "content": self.prompt}],
-                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True},
+                **({"ignore_eos": True} if self.ignore_eos else {})}
         acc = StreamAccumulator()
         parser = SSEParser()
         try:

@@ -64,13 +64,14 @@ RECORDS = record.load()
 # Environments whose pods serve on the real node (every image they run is built by `cluster up`).
 REAL_NODE_ENVS = ("local",)
 LOAD_CONCURRENCY = int(os.environ.get("LLMOPS_UPGRADE_LOAD_CONCURRENCY", "4"))
-# Streams of about 3 s with local.yaml's simulator (50 ms to the first token, 10 ms per token after):
-# longer than a pod without its drain settings lives after it is marked for deletion, so such a pod
-# shows up as broken streams.
+# Streams of about 3 s with local.yaml's simulator (exactly this many tokens with ignore_eos, 50 ms to
+# the first, 10 ms each after): longer than a pod without its drain settings lives after it is marked
+# for deletion, so such a pod shows up as broken streams.
 LOAD_MAX_TOKENS = int(os.environ.get("LLMOPS_UPGRADE_LOAD_MAX_TOKENS", "300"))
 # A load that ran this few requests over a rollout proves nothing.
 MIN_REQUESTS = 20
 ROUTER_READY_TIMEOUT_S = 90
+NAMESPACE_GONE_TIMEOUT_S = 180
 FIGURES_FILE = paths.REPO_ROOT / "reports" / "cluster" / "upgrade-load.json"
 
 
@@ -274,6 +275,9 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
     real_node = env in REAL_NODE_ENVS and release_router
     if real_node and not cluster.has_real_node(local_cluster.name):
         pytest.fail(f"cluster {local_cluster.name} has no real node (LLMOPS_REAL_NODES=0?); {env} upgrades under load there")
+    # A re-run meets the namespace of the last run still terminating (deleted without waiting).
+    wait_until(f"namespace {name} of an earlier run to be gone", NAMESPACE_GONE_TIMEOUT_S, lambda: not any(
+        n["metadata"]["name"] == name for n in kubectl_json(local_cluster, "get", "namespaces")["items"]), interval=1)
     release.ensure_namespace(name, cluster_name=local_cluster.name, real_node=real_node)
     upgrade_values = [*head_values, *HEAD_EXTRA]
     head_manifests = render.render(UMBRELLA, upgrade_values, helm=helm_bin, release=name, namespace=name)
