@@ -127,6 +127,8 @@ def test_production_gets_a_hard_spread_over_nodes(render_chart) -> None:
     (tsc,) = spec["topologySpreadConstraints"]
     assert tsc["topologyKey"] == "kubernetes.io/hostname"
     assert tsc["whenUnsatisfiable"] == "DoNotSchedule"
+    # Tainted GPU nodes counted as empty domains would block the rollout's surge pod.
+    assert tsc["nodeTaintsPolicy"] == "Honor"
     assert tsc["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "router"
     assert "topologySpreadConstraints" not in _deployment(render_chart)["spec"]["template"]["spec"]
 
