@@ -94,6 +94,27 @@ def test_graceful_drain_sleeps_before_stop_within_the_grace_period(render_chart)
     assert spec["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": 15}}
 
 
+def test_a_new_router_pod_takes_traffic_only_after_its_discovery_grace(render_chart) -> None:
+    # The router's /readiness answers 200 before discovery registered any engine: the startup probe waits.
+    c = _deployment(render_chart)["spec"]["template"]["spec"]["containers"][0]
+    assert c["startupProbe"]["initialDelaySeconds"] == 3
+    c = _deployment(render_chart, drain={"discoveryGraceSeconds": 8})["spec"]["template"]["spec"]["containers"][0]
+    assert c["startupProbe"]["initialDelaySeconds"] == 8
+
+
+def test_router_rollout_never_drops_below_its_replicas_and_keeps_a_pdb(render_chart) -> None:
+    manifests = render_chart(CHART, set_values={})
+    dep = render.find_one(manifests, "Deployment")
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert render.find_one(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("bad", [-1, 301, "3"])
+def test_schema_refuses_a_bad_discovery_grace_naming_the_path(render_chart, bad: Any) -> None:
+    with pytest.raises(RenderError, match="discoveryGraceSeconds"):
+        render_chart(CHART, set_values={"drain": {"discoveryGraceSeconds": bad}})
+
+
 def test_readiness_does_not_depend_on_engines(render_chart) -> None:
     # A model scaled to zero must not take the router out of its Service.
     c = _deployment(render_chart)["spec"]["template"]["spec"]["containers"][0]
@@ -106,6 +127,8 @@ def test_production_gets_a_hard_spread_over_nodes(render_chart) -> None:
     (tsc,) = spec["topologySpreadConstraints"]
     assert tsc["topologyKey"] == "kubernetes.io/hostname"
     assert tsc["whenUnsatisfiable"] == "DoNotSchedule"
+    # Tainted GPU nodes counted as empty domains would block the rollout's surge pod.
+    assert tsc["nodeTaintsPolicy"] == "Honor"
     assert tsc["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "router"
     assert "topologySpreadConstraints" not in _deployment(render_chart)["spec"]["template"]["spec"]
 

@@ -173,6 +173,12 @@ def test_rollout_type_recreate_and_explicit_surge_are_honoured(render_chart) -> 
     assert surge["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
 
 
+def test_min_ready_seconds_holds_the_old_pod_until_the_router_can_have_registered_the_new_one(render_chart) -> None:
+    models = [{"name": "m", "source": "hf://o/m@a"}]
+    assert _single(render_chart, _vllm(models))["spec"]["minReadySeconds"] == 5
+    assert _single(render_chart, _vllm(models, rollout={"minReadySeconds": 0}))["spec"]["minReadySeconds"] == 0
+
+
 def test_pod_meets_restricted_with_writable_home_tmp_caches_and_memory_shm(render_chart) -> None:
     dep = _single(render_chart, _vllm([{"name": "m", "source": "hf://o/m@a"}], shmSizeLimit="8Gi"))
     spec = pod_spec(dep)

@@ -94,8 +94,10 @@ def test_model_name_that_makes_a_name_longer_than_63_fails(render_chart) -> None
         ({"image": {"digest": "sha256:short"}}, "/image/digest"),
         ({"pdb": {"minAvailable": 1}}, "minAvailable"),
         ({"models": [{"name": "m", "source": "hf://o/m@a", "gpu": {"count": -1}}]}, "/models/0/gpu/count"),
+        ({"rollout": {"minReadySeconds": -1}}, "/rollout/minReadySeconds"),
     ],
-    ids=["typo-root", "bad-engine", "typo-model", "bad-name", "bad-cache", "bad-digest", "no-minAvailable", "negative-gpu"],
+    ids=["typo-root", "bad-engine", "typo-model", "bad-name", "bad-cache", "bad-digest", "no-minAvailable", "negative-gpu",
+         "negative-min-ready"],
 )
 def test_schema_rejects_typos_bad_enums_and_ranges(render_chart, values: dict[str, Any], fragment: str) -> None:
     assert fragment in _error(render_chart, values)
