@@ -80,7 +80,9 @@ def _envs_at(commit: str) -> list[str]:
     return sorted(n.removesuffix(".yaml") for n in names if n.endswith(".yaml"))
 
 
-CASES = [(rec.version, env) for rec in RECORDS for env in _envs_at(rec.commit)]
+# A release whose charts are HEAD's (the one just cut) has no upgrade to HEAD yet: it joins the
+# matrix with the first chart change after it.
+CASES = [(rec.version, env) for rec in RECORDS if record.changed_charts(rec.commit) for env in _envs_at(rec.commit)]
 
 
 def _claims(info: cluster.ClusterInfo, namespace: str) -> dict[str, str]:
@@ -328,8 +330,14 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         assert [h["chart"] for h in rel.history()] == [f"llmops-stack-{version}", f"llmops-stack-{head_version}"]
 
         before = {c: _pods(local_cluster, name, c) for c in ("engine", "router")} if real_node else {}
+        back = UPGRADES / version / "rollback" / f"{env}.yaml"
         with steady_load(local_cluster, name, grace, measure=real_node) as rollback_load:
-            rel.rollback(1, timeout=INSTALL_TIMEOUT)
+            if back.exists():
+                # A release with a known rollback defect: the way back docs/upgrading.md gives for it.
+                rel.upgrade(f"{url}/llmops-stack", [*values, back], timeout=INSTALL_TIMEOUT, chart_args=[
+                    "--version", version, "--verify", "--keyring", str(signing_key.public_keyring), *oci.plain_http(url)])
+            else:
+                rel.rollback(1, timeout=INSTALL_TIMEOUT)
             _wait_available(local_cluster, name)
         rollback_load["forced_rollout"] = forced
         _record_figures(case, "rollback", rollback_load)
