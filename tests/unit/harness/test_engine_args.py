@@ -75,9 +75,13 @@ def test_locate_maps_a_typed_flag_back_to_its_value() -> None:
     assert engine_args.locate(error, values, 0) == ["vllm.modelDefaults.kvCacheDtype"]
 
 
-def test_parser_argv_drops_the_vllm_serve_subcommand_only() -> None:
+def test_parser_argv_drops_the_launcher_vllm_serve_or_the_server_module_only() -> None:
     assert engine_args.parser_argv(["vllm", "serve"], ["--model", "m"]) == ["--model", "m"]
+    server = ["/opt/venv/bin/python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert engine_args.parser_argv(server, ["--model", "m"]) == ["--model", "m"]
     assert engine_args.parser_argv(["python3", "-m", "x"], ["--a"]) == ["python3", "-m", "x", "--a"]
+    assert engine_args.parser_argv(["sh", "-m", "vllm.entrypoints.openai.api_server"], []) == [
+        "sh", "-m", "vllm.entrypoints.openai.api_server"]
 
 
 def test_replace_option_rewrites_both_spellings_or_appends() -> None:
