@@ -15,7 +15,9 @@ Two bases:
   ``extract``: ``packages`` and their dependencies, unpacked), optionally with a Python virtualenv of
   pinned PyPI requirements (``pip``). The vLLM Router image is meant to be one
   more entry of this kind: ``packages=("python3", "python3-venv")`` and
-  ``pip=("vllm-router==<ver>",)``.
+  ``pip=("vllm-router==<ver>",)``. Or with a pinned ``pip-venv-staged`` tool's
+  built virtualenv copied in (``venv``): the vLLM CPU engine reuses the
+  engine tier's venv (gigabytes; built ``on_demand``, not at ``cluster up``).
 
 Every image runs as UID 10001 (65535 for pause) with nothing writable in its
 root: the charts mount what must be written.

@@ -143,7 +143,7 @@ def engine_pod(engine_cluster: cluster.ClusterInfo, tmp_path_factory: pytest.Tem
                          timeout=READY_TIMEOUT_S, interval=2, describe=state, error=AssertionError)
         ready_at = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
         figures["pod_create_to_ready_s"] = _time(ready_at) - _time(pod["metadata"]["creationTimestamp"])
-        rel.wait_ready(timeout_s=180)  # the router too
+        rel.wait_ready(timeout_s=300)  # the router too (its startup probe failed once on the loaded machine)
         yield EnginePod(info, namespace, rel, pod, figures)
     finally:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
