@@ -166,7 +166,13 @@ def _source_file(source: str, workdir: Path) -> Path:
 
 def cache_key(recipe: Recipe, files: dict[str, Path]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({**recipe.__dict__, "files": sorted(recipe.files.items())}, sort_keys=True, default=list).encode())
+    fields = {**recipe.__dict__, "files": sorted(recipe.files.items())}
+    # Fields added after the first images were cached count only when set, so
+    # the keys (and cached archives) of the images that do not use them stay.
+    for added in ("venv", "on_demand"):
+        if not fields[added]:
+            del fields[added]
+    h.update(json.dumps(fields, sort_keys=True, default=list).encode())
     for dest, src in sorted(files.items()):
         h.update(dest.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
     builders = ["buildah"] + (["mmdebstrap"] if recipe.base == "debian" else [])
