@@ -30,13 +30,14 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 try:  # in the repository and in the chart's ConfigMap layout alike
-    from llmops.loadtest import profiles, shapes
+    from llmops.loadtest import profiles, shapes, stats
     from llmops.loadtest.sse import SSEParser, StreamAccumulator
 except ImportError:  # pragma: no cover - running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llmops.loadtest import profiles, shapes
+    from llmops.loadtest import profiles, shapes, stats
     from llmops.loadtest.sse import SSEParser, StreamAccumulator
 
 
@@ -67,7 +68,14 @@ def _discover_targets() -> dict[str, list[str]]:
     req = urllib.request.Request(f"{base}/v1/models", headers=_headers())
     with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - configured endpoint
         data = json.load(resp)
-    return {m["id"]: [base] for m in data.get("data", [])}
+    # OpenAI's list ({"data": [{"id": ...}]}) from an engine; the vLLM Router in
+    # IGW mode (charts/router) answers {"models": ["name", ...]} instead.
+    names = [m["id"] for m in data.get("data", [])] or [
+        m if isinstance(m, str) else m.get("id") or m.get("model_id") for m in data.get("models", [])
+    ]
+    if not names:
+        raise SystemExit(f"{base}/v1/models lists no model: {json.dumps(data)[:200]}")
+    return {str(name): [base] for name in names}
 
 
 def _headers() -> dict[str, str]:
@@ -86,6 +94,12 @@ _ARRIVALS = SHAPE.arrivals(CONFIG.get("seed")) if SHAPE.open_loop else None
 _STATE: dict[str, Any] = {"t0": None, "done": 0, "failed": 0, "inflight": 0, "seq": itertools.count(), "recent_ttft": []}
 # After the shape's duration no new request starts; the run ends once in-flight ones finish (or this many seconds pass).
 DRAIN_TIMEOUT_S = float(CONFIG.get("drain_timeout", 30))
+# Distributed (the loadtest chart): workers send their raw samples to the
+# master, which prints one summary line (exact percentiles over every sample)
+# when it quits; `llmops loadtest --in-cluster` reads it from the master's log.
+SAMPLES_MESSAGE = "llmops_samples"
+SUMMARY_MARKER = "LLMOPS_SUMMARY "
+_RECEIVED: list[dict[str, Any]] = []
 
 
 def _sending_window_closed() -> bool:
@@ -97,7 +111,13 @@ def _idle_until_stopped() -> None:
     raise StopUser()
 
 
-def _flush() -> None:
+def _flush(environment: Any = None) -> None:
+    runner = getattr(environment, "runner", None)
+    if isinstance(runner, WorkerRunner) and _SAMPLES:
+        batch = _SAMPLES[:]
+        del _SAMPLES[:]
+        runner.send_message(SAMPLES_MESSAGE, batch)
+        return
     if _SAMPLES_PATH is None or not _SAMPLES:
         return
     batch = _SAMPLES[:]
@@ -112,7 +132,10 @@ def _progress_loop(environment: Any) -> None:
     last_done = 0
     while True:
         gevent.sleep(interval)
-        _flush()
+        _flush(environment)
+        if isinstance(environment.runner, MasterRunner):
+            _STATE["done"] = sum(1 for s in _RECEIVED if s.get("ok"))
+            _STATE["failed"] = len(_RECEIVED) - _STATE["done"]
         done = _STATE["done"]
         recent = sorted(_STATE["recent_ttft"])
         _STATE["recent_ttft"] = []
@@ -136,14 +159,23 @@ def _on_start(environment: Any, **_: Any) -> None:
         gevent.spawn(_progress_loop, environment)
 
 
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(SAMPLES_MESSAGE, lambda msg, **_kw: _RECEIVED.extend(msg.data))
+
+
 @events.test_stop.add_listener
-def _on_stop(**_: Any) -> None:
-    _flush()
+def _on_stop(environment: Any = None, **_: Any) -> None:
+    _flush(environment)
 
 
 @events.quitting.add_listener
-def _on_quit(**_: Any) -> None:
-    _flush()
+def _on_quit(environment: Any = None, **_: Any) -> None:
+    _flush(environment)
+    if isinstance(getattr(environment, "runner", None), MasterRunner):
+        summary = stats.summarize([stats.Sample.from_dict(s) for s in _RECEIVED])
+        print(SUMMARY_MARKER + json.dumps({"summary": summary, "samples": len(_RECEIVED)}), flush=True)
 
 
 class OpenAIUser(FastHttpUser):

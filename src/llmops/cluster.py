@@ -19,6 +19,7 @@ listener on 127.0.0.1; ``down`` stops the processes and removes the folder.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -65,8 +66,8 @@ REAL_NODE_READY_TIMEOUT_S = 90.0
 NODE_IMAGES = ("pause", "llm-d-inference-sim", "python", "vllm-router")
 
 # The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
-# node lease on, heartbeat unchanged). Supplying any Stage replaces all of
-# them, so they are read from the pinned kwok module and sent along with ours.
+# node lease on, heartbeat unchanged), read from the pinned kwok module and
+# sent explicitly so the set is the pinned one, not whatever kwokctl picks.
 DEFAULT_STAGE_FILES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -75,44 +76,10 @@ DEFAULT_STAGE_FILES = (
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
 
-# kwok completes a Running pod only when a Job owns it; `helm test` hook pods
-# have no owner, so without this stage `helm test` would wait forever.
-HELM_TEST_STAGE: dict[str, Any] = {
-    "apiVersion": "kwok.x-k8s.io/v1alpha1",
-    "kind": "Stage",
-    "metadata": {"name": "llmops-helm-test-pod-succeeds"},
-    "spec": {
-        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-        "selector": {
-            "matchExpressions": [
-                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                {"key": '.metadata.annotations["helm.sh/hook"]', "operator": "In", "values": ["test", "test-success"]},
-            ]
-        },
-        "delay": {"durationMilliseconds": 500},
-        "next": {
-            "statusTemplate": (
-                "{{ $now := Now }}\n"
-                "containerStatuses:\n"
-                "{{ range .spec.containers }}\n"
-                "- name: {{ .name | Quote }}\n"
-                "  image: {{ .image | Quote }}\n"
-                "  ready: false\n"
-                "  started: false\n"
-                "  restartCount: 0\n"
-                "  state:\n"
-                "    terminated:\n"
-                "      exitCode: 0\n"
-                "      reason: Completed\n"
-                "      startedAt: {{ $now | Quote }}\n"
-                "      finishedAt: {{ $now | Quote }}\n"
-                "{{ end }}\n"
-                "phase: Succeeded\n"
-            )
-        },
-    },
-}
+# No Stage of ours: kwok's defaults complete only Job-owned pods, so a `helm
+# test` pod on a kwok node would stay Running. Test pods run on the real node,
+# where their own script decides (require_real_pods() says so up front).
+HELM_TEST_NEEDS = "helm test needs a real node: start the cluster with `llmops cluster up --real-nodes 1`"
 
 
 @dataclass(frozen=True)
@@ -682,6 +649,7 @@ def up(
             timings["images_s"] = time.monotonic() - mark
         cluster_dir(name).mkdir(parents=True)
         _provider_file(name).write_text(provider)
+        importing: concurrent.futures.Future[None] | None = None
         try:
             mark = time.monotonic()
             if provider == "local":
@@ -694,7 +662,8 @@ def up(
             timings["api_ready_s"] = time.monotonic() - mark
             if spec is not None:
                 mark = time.monotonic()
-                _start_real_node(name, spec, archives, say)
+                # Images beyond pause import while the nodes come up and the CRDs go in.
+                importing = _start_real_node(name, spec, archives, say, background=True)
                 timings["real_node_started_s"] = time.monotonic() - mark
             mark = time.monotonic()
             _add_nodes(name, provider, pools)
@@ -707,7 +676,15 @@ def up(
                 timings["crds_s"] = time.monotonic() - mark
                 say(f"installed {count} pinned CRDs")
             _install_operator_objects(name)
+            if importing is not None:
+                mark = time.monotonic()
+                importing.result()
+                timings["images_wait_s"] = time.monotonic() - mark
         except BaseException:
+            if importing is not None:
+                # Never stop the node under a running `ctr import`.
+                with contextlib.suppress(BaseException):
+                    importing.result()
             say(f"cluster {name} failed to come up; cleaning up (logs kept only in the error)")
             logs = _log_tail(name)
             if spec is not None:
@@ -740,7 +717,14 @@ def _node_images(say: Any) -> list[Path]:
     return [built[n] for n in NODE_IMAGES]
 
 
-def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], say: Any) -> None:
+def _start_real_node(
+    name: str, spec: node.NodeSpec, archives: Sequence[Path], say: Any, *, background: bool = False
+) -> concurrent.futures.Future[None] | None:
+    """Start the node and import ARCHIVES (the first, pause, at once: every pod's sandbox needs it).
+
+    With BACKGROUND the others import in a thread; the caller waits on the
+    returned future before anyone may start a pod from them.
+    """
     from llmops import images
 
     say(f"starting the real node {spec.node_name}: netns {spec.netns}, node {spec.node_ip}, pods {spec.pod_cidr}, "
@@ -753,8 +737,43 @@ def _start_real_node(name: str, spec: node.NodeSpec, archives: Sequence[Path], s
     # the supervisor its /proc cmdline can read empty for a moment.
     node.wait_socket(spec.containerd_socket, node.START_TIMEOUT_S, "the node's containerd", lambda: procs.pid_alive(pid))
     mark = time.monotonic()
-    node.import_images(spec, archives)
-    say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
+    node.import_images(spec, archives[:1])
+
+    def rest() -> None:
+        node.import_images(spec, archives[1:])
+        say(f"imported {len(archives)} images into the node's containerd in {time.monotonic() - mark:.1f}s")
+
+    if not background:
+        rest()
+        return None
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmops-image-import")
+    future = pool.submit(rest)
+    pool.shutdown(wait=False)
+    return future
+
+
+def load_images(name: str, image_names: Sequence[str], say: Any = None) -> list[str]:
+    """Build (or take from the cache) IMAGE_NAMES and import those missing into cluster NAME's real node.
+
+    For images only some runs need (``locust``: the in-cluster load test),
+    kept out of NODE_IMAGES so `cluster up` does not pay for them. Returns
+    the references now on the node.
+    """
+    from llmops import images
+
+    say = say or (lambda _m: None)
+    spec = node.NodeSpec.load(cluster_dir(name) / "node")
+    if spec is None or not node.supervisor_alive(spec):
+        raise LlmopsError(f"images {', '.join(image_names)} run on the real node, and cluster {name} has none running: "
+                          f"`llmops cluster up --name {name} --real-nodes 1`")
+    archives = images.build_all(list(image_names), say)
+    present = set(node.image_refs(spec))
+    missing = [archives[n] for n in image_names if images.ref(n) not in present]
+    if missing:
+        mark = time.monotonic()
+        node.import_images(spec, missing)
+        say(f"imported {len(missing)} image(s) into {spec.node_name} in {time.monotonic() - mark:.1f}s")
+    return [images.ref(n) for n in image_names]
 
 
 def _wait_real_node(name: str, spec: node.NodeSpec, say: Any) -> None:
@@ -777,7 +796,7 @@ def _up_local(name: str, ports: Ports, say: Any, real_node: node.NodeSpec | None
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use; stop what holds them "
             f"(`llmops cluster down --name ...`) or pass --port-base"
         )
-    config = kwokctl_config(ports, [*default_stages(), HELM_TEST_STAGE], real_node)
+    config = kwokctl_config(ports, default_stages(), real_node)
     config_file = cluster_dir(name) / "kwokctl.yaml"
     config_file.write_text(yaml.safe_dump_all(config, sort_keys=False))
     kubeconfig_path(name).touch()
@@ -1038,6 +1057,18 @@ def has_real_node(name: str = DEFAULT_NAME) -> bool:
     """Whether cluster NAME runs a real node now (its supervisor is alive)."""
     spec = node.NodeSpec.load(cluster_dir(name) / "node")
     return spec is not None and node.supervisor_alive(spec)
+
+
+def require_real_pods(name: str = DEFAULT_NAME, what: str = HELM_TEST_NEEDS) -> None:
+    """Raise WHAT unless cluster NAME runs containers: a kind cluster, or a local one with its real node up.
+
+    kwok nodes never run a container; nothing on them can pass or fail a
+    script (there is no Stage that pretends so).
+    """
+    provider = _provider_file(name).read_text().strip() if _provider_file(name).exists() else "local"
+    if provider == "kind" or has_real_node(name):
+        return
+    raise LlmopsError(f"{what} (cluster {name} has only kwok nodes, which run no container)")
 
 
 def pids(name: str = DEFAULT_NAME) -> dict[str, int]:

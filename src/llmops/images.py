@@ -131,8 +131,62 @@ def recipes() -> dict[str, Recipe]:
                entrypoint=("python3", "-m", "vllm.entrypoints.openai.api_server"),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
                     ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
+        # charts/loadtest's pods: the harness's own Locust (same pins, read
+        # from the harness venv) plus what the chart's files import (pyyaml).
+        # pyzmq's wheel links libstdc++. Built on demand (llmops.loadtest.incluster),
+        # not at `cluster up`: it is the biggest image and only the in-cluster load test runs it.
+        Recipe("locust", _pinned_dependency("locust"), "debian",
+               packages=("python3", "python3-venv", "libstdc++6", "libgcc-s1"),
+               pip=_locust_requirements(), entrypoint=("locust",),
+               env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
+                    ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
     ]
     return {r.name: r for r in table}
+
+
+def _pinned_dependency(name: str) -> str:
+    """The exact version pyproject.toml's ``[project] dependencies`` pins for NAME."""
+    import tomllib
+
+    deps = tomllib.loads((paths.REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in deps:
+        dist, sep, version = dep.partition("==")
+        if sep and dist.strip().lower() == name.lower():
+            return version.strip()
+    raise LlmopsError(f"pyproject.toml pins no `{name}==...` in [project] dependencies")
+
+
+# What the chart's files import beyond Locust (llmops.loadtest.slo reads YAML).
+LOCUST_EXTRA = ("pyyaml",)
+
+
+def _locust_requirements() -> tuple[str, ...]:
+    """``name==version`` for Locust, LOCUST_EXTRA and everything they require, as the harness venv has them.
+
+    The image then runs exactly the Locust the host harness runs, down to
+    gevent and pyzmq, instead of whatever PyPI resolves on the build day.
+    """
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    pins: dict[str, str] = {}
+    todo = [f"locust=={_pinned_dependency('locust')}", *(f"{n}=={_pinned_dependency(n)}" for n in LOCUST_EXTRA)]
+    while todo:
+        req = Requirement(todo.pop())
+        key = req.name.lower().replace("_", "-")
+        if key in pins or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError as exc:
+            raise ToolError(f"{req.name} is not in the harness virtualenv; run `scripts/bootstrap --for cluster`") from exc
+        if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
+            raise ToolError(f"the harness virtualenv has {req.name} {dist.version}, pyproject.toml wants {req}; "
+                            "run `scripts/bootstrap --for cluster`")
+        pins[key] = dist.version
+        todo += list(dist.requires or [])
+    return tuple(f"{k}=={v}" for k, v in sorted(pins.items()))
 
 
 # ---------------------------------------------------------------------------

@@ -606,6 +606,12 @@ def import_images(spec: NodeSpec, archives: Sequence[Path]) -> None:
             timeout=300)
 
 
+def image_refs(spec: NodeSpec) -> list[str]:
+    """References of the images in the node's containerd (CRI namespace k8s.io)."""
+    out = _sh([str(tools.require("ctr")), "--address", str(spec.containerd_socket), "-n", "k8s.io", "images", "ls", "-q"])
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 # ---------------------------------------------------------------------------
 # The supervisor (runs inside the node's network and mount namespaces)
 # ---------------------------------------------------------------------------

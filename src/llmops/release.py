@@ -157,9 +157,14 @@ class Release:
     def test(self, timeout: str = DEFAULT_TIMEOUT, *, logs: bool = False) -> str:
         """helm test; with ``logs`` a failure carries the failed test pods' own output.
 
+        Needs pods that run (a real node, or kind): on kwok nodes only it
+        fails at once with the fix (``cluster up --real-nodes 1``).
+
         (``helm test --logs`` cannot be used: a passing test pod is already
         gone, deleted by its ``hook-succeeded`` policy, when Helm asks for its logs.)
         """
+        # kwok nodes run no container: a test pod there would wait out TIMEOUT.
+        cluster.require_real_pods(self.cluster_name)
         try:
             return self._timed("test", lambda: self._helm("test", self.name, "--timeout", timeout))
         except ReleaseError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, poll, release
+from llmops import cluster, images, node, poll, release
 from llmops.publish import oci, record, registry, signing
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
@@ -106,18 +106,49 @@ _RESTRICTED_CONTAINER = {
 }
 
 
+def _real_node_placement(indent: str) -> str:
+    """nodeSelector and toleration that put a pod on the real node (its pool label and taint)."""
+    t = node.REAL_NODE_TAINT
+    return (f"{indent}nodeSelector: {{{node.POOL_LABEL}: {node.NODE_LABEL_POOL}}}\n"
+            f"{indent}tolerations: [{{key: {t['key']}, operator: Equal, value: \"{t['value']}\", effect: {t['effect']}}}]\n")
+
+
+# The CPU Deployment serves its `message` value over HTTP; the helm test reads it through the Service.
+_SERVE = """import http.server, os
+body = os.environ["MESSAGE"].encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("", 8080), Handler).serve_forever()
+"""
+_CHECK = """import sys, urllib.request
+want = {{ .Values.expectMessage | default .Values.message | quote }}
+got = urllib.request.urlopen("http://{{ .Release.Name }}-cpu:8080/", timeout=10).read().decode()
+print(f"{{ .Release.Name }}-cpu served {got!r}, the test expects {want!r}")
+sys.exit(0 if got == want else 1)
+"""
+
+
+def _block(text: str, indent: str) -> str:
+    return "".join(f"{indent}{line}\n" for line in text.splitlines())
+
+
 def _deployment(name: str, gpu: bool) -> str:
     resources = (
         "requests: {cpu: 100m, memory: 64Mi, nvidia.com/gpu: {{ .Values.gpusPerPod }}}\n"
         "            limits: {memory: 64Mi, nvidia.com/gpu: {{ .Values.gpusPerPod }}}"
         if gpu
-        else "requests: {cpu: 100m, memory: 64Mi}\n            limits: {memory: 64Mi}"
+        else "requests: {cpu: 20m, memory: 32Mi}\n            limits: {memory: 64Mi}"
     )
+    # GPU pods land on the kwok H100 pool (placement only); CPU pods really run on the real node.
     scheduling = (
         "      tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n"
         "      nodeSelector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}\n"
         if gpu
-        else ""
+        else _real_node_placement("      ")
     )
     replicas = ".Values.gpuReplicas" if gpu else ".Values.cpuReplicas"
     strategy = (
@@ -128,6 +159,13 @@ def _deployment(name: str, gpu: bool) -> str:
         "    {{- end }}\n"
         if gpu
         else ""
+    )
+    image = "registry.example/app:{{ .Chart.AppVersion }}" if gpu else images.ref("python")
+    run = "" if gpu else (
+        "          args: [\"-c\", {{ .Files.Get \"files/serve.py\" | quote }}]\n"
+        "          env: [{name: MESSAGE, value: {{ .Values.message | quote }}}]\n"
+        "          ports: [{name: http, containerPort: 8080}]\n"
+        "          readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}\n"
     )
     return f"""apiVersion: apps/v1
 kind: Deployment
@@ -147,16 +185,20 @@ spec:
       securityContext: {yaml.safe_dump(_RESTRICTED_POD["securityContext"], default_flow_style=True).strip()}
 {scheduling}      containers:
         - name: main
-          image: registry.example/app:{{{{ .Chart.AppVersion }}}}
-          securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
+          image: {image}
+{run}          securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
           resources:
             {resources}
 """
 
 
 def write_probe_chart(root: Path, version: str = "0.1.0") -> Path:
+    """A chart with a CPU Deployment on the real node, a GPU Deployment on kwok's H100 pool, a kept
+    ConfigMap and a helm test that reads the CPU Deployment's message through its Service (real script)."""
     chart = root / f"lifecycle-probe-{version}"
     (chart / "templates").mkdir(parents=True)
+    (chart / "files").mkdir()
+    (chart / "files" / "serve.py").write_text(_SERVE)
     (chart / "Chart.yaml").write_text(
         yaml.safe_dump({"apiVersion": "v2", "name": "lifecycle-probe", "version": version, "appVersion": version})
     )
@@ -167,11 +209,17 @@ def write_probe_chart(root: Path, version: str = "0.1.0") -> Path:
                 "gpuReplicas": 1,
                 "gpusPerPod": 1,
                 "message": "hello",
+                # The helm test passes when the served message equals this (empty: `message`).
+                "expectMessage": "",
                 "strategy": {"type": "RollingUpdate", "maxSurge": 0, "maxUnavailable": 1},
             }
         )
     )
     (chart / "templates" / "cpu-deployment.yaml").write_text(_deployment("cpu", gpu=False))
+    (chart / "templates" / "cpu-service.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-cpu\n"
+        "spec:\n  selector: {app: {{ .Release.Name }}-cpu}\n  ports: [{name: http, port: 8080, targetPort: http}]\n"
+    )
     (chart / "templates" / "gpu-deployment.yaml").write_text(_deployment("gpu", gpu=True))
     (chart / "templates" / "kept-configmap.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-kept\n"
@@ -182,16 +230,20 @@ def write_probe_chart(root: Path, version: str = "0.1.0") -> Path:
 kind: Pod
 metadata:
   name: {{{{ .Release.Name }}}}-test
+  labels: {{app.kubernetes.io/instance: {{{{ .Release.Name }}}}}}
   annotations: {{helm.sh/hook: test, helm.sh/hook-delete-policy: "before-hook-creation,hook-succeeded"}}
 spec:
   restartPolicy: Never
   automountServiceAccountToken: false
   securityContext: {yaml.safe_dump(_RESTRICTED_POD["securityContext"], default_flow_style=True).strip()}
-  containers:
+{_real_node_placement("  ")}  containers:
     - name: probe
-      image: registry.example/probe:1
-      securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
-      resources: {{requests: {{cpu: 10m, memory: 16Mi}}, limits: {{memory: 16Mi}}}}
+      image: {images.ref("python")}
+      args:
+        - -c
+        - |
+{_block(_CHECK, "          ")}      securityContext: {yaml.safe_dump(_RESTRICTED_CONTAINER, default_flow_style=True).strip()}
+      resources: {{requests: {{cpu: 10m, memory: 16Mi}}, limits: {{memory: 32Mi}}}}
 """
     )
     return chart

@@ -238,5 +238,17 @@ networkPolicies.router.enabled: must follow router.enabled ({{ $r.enabled }}), o
 {{- if ($v.apiKey | default dict).enabled }}
 vllm.apiKey.enabled: the router discovers each engine's model through GET /v1/models without a key, so engines with an API key cannot join it; check keys at the gateway instead, or set router.enabled: false
 {{- end -}}
+{{- /* vllm-router 0.1.17 registers a discovered pod under the first model of its
+  /v1/models only; a request naming an adapter matches no registered model and
+  goes to any pod of any model, which answers 404 unless it is the base model's */ -}}
+{{- $models := $v.models | default list -}}
+{{- if and (ne (toString ($r.mode | default "router")) "inferencePool") (gt (len $models) 1) -}}
+{{- range $i, $m := $models -}}
+{{- $adapters := hasKey $m "loraAdapters" | ternary $m.loraAdapters (($v.modelDefaults | default dict).loraAdapters) -}}
+{{- if $adapters }}
+vllm.models[{{ $i }}].loraAdapters: the router (vllm-router 0.1.17) learns one model per engine pod (the first of its /v1/models), so with {{ len $models }} models a request naming an adapter of {{ $m.name }} can reach another model's pods and get 404; serve adapters in a release with one base model (the router then sends them to its pods), or set router.enabled: false
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}

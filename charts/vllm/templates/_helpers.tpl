@@ -90,7 +90,8 @@ so multi-value flags (--lora-modules) read the same way.
 {{- $m := .model -}}
 {{- $args := list -}}
 {{- if eq $v.engine "simulator" -}}
-{{- $args = concat $args (list "--model" (default $m.servedModelName $m.hfRepo) "--served-model-name" $m.servedModelName "--port" (toString $v.service.port)) -}}
+{{- $simModel := default $m.servedModelName $m.hfRepo -}}
+{{- $args = concat $args (list "--model" $simModel "--served-model-name" $m.servedModelName "--port" (toString $v.service.port)) -}}
 {{- $args = concat $args (list "--mode" $v.simulator.mode "--time-to-first-token" $v.simulator.timeToFirstToken "--inter-token-latency" $v.simulator.interTokenLatency "--startup-duration" $v.simulator.startupDuration) -}}
 {{- with $m.maxNumSeqs }}{{- $args = concat $args (list "--max-num-seqs" (toString .)) -}}{{- end -}}
 {{- with $m.maxModelLen }}{{- $args = concat $args (list "--max-model-len" (toString .)) -}}{{- end -}}
@@ -99,7 +100,8 @@ so multi-value flags (--lora-modules) read the same way.
 {{- $args = concat $args (list "--max-loras" (toString (len $m.loraAdapters))) -}}
 {{- $args = append $args "--lora-modules" -}}
 {{- range $m.loraAdapters -}}
-{{- $args = append $args (dict "name" .name "path" .path "base_model_name" $m.servedModelName | toJson) -}}
+{{- /* the simulator matches base_model_name against --model, not the served name (it exits "unknown base model" otherwise) */ -}}
+{{- $args = append $args (dict "name" .name "path" .path "base_model_name" $simModel | toJson) -}}
 {{- end -}}
 {{- end -}}
 {{- $args = concat $args ($v.simulator.extraArgs | default list) -}}

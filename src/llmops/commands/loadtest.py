@@ -41,6 +41,15 @@ def register(sub: Any) -> None:
     shape.add_argument("--step-duration", help="length of each sweep step")
     shape.add_argument("--steps", type=int, help="sweep steps up to the measured max rate")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the workload (default 1)")
+    incl = parser.add_argument_group("in the cluster (charts/loadtest; needs --release)")
+    incl.add_argument("--in-cluster", action="store_true",
+                      help="run Locust master + workers as pods next to the release (charts/loadtest), aimed at its "
+                           "Service; the master's summary comes back into --report-dir")
+    incl.add_argument("--workers", type=int, default=2, help="Locust worker pods (default 2)")
+    incl.add_argument("--service", help="the release's Service to load, e.g. <release>-router (default: its one "
+                                        "engine Service, else its router)")
+    incl.add_argument("--cluster", default=os.environ.get("LLMOPS_CLUSTER", "llmops"),
+                      help="local cluster whose real node runs the pods (default: $LLMOPS_CLUSTER or llmops)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)
 
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         "step_duration": args.step_duration,
         "steps": args.steps,
     }
+    if args.in_cluster:
+        return _run_in_cluster(args, overrides)
     with _targets(args) as resolved:
         outcome = harness.execute(
             targets=resolved,
@@ -79,6 +90,27 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             context={"target": args.url or f"release {args.release} -n {args.namespace}"},
         )
+    for line in outcome.lines:
+        print(line)
+    print(f"report: {outcome.report_dir / 'summary.md'}")
+    if not outcome.ok:
+        for breach in outcome.breaches():
+            print(f"SLO breached: {breach}")
+        return 1
+    return 0
+
+
+def _run_in_cluster(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from llmops.errors import LlmopsError
+    from llmops.loadtest import incluster
+
+    if not args.release:
+        raise LlmopsError("--in-cluster runs next to a release: give --release NAME -n NAMESPACE (not --url)")
+    outcome = incluster.execute(
+        release_name=args.release, namespace=args.namespace, cluster_name=args.cluster, profile=args.profile,
+        slo_ref=args.slo, load_overrides=overrides, workers=args.workers, seed=args.seed, report_dir=args.report_dir,
+        service=args.service,
+    )
     for line in outcome.lines:
         print(line)
     print(f"report: {outcome.report_dir / 'summary.md'}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,17 +165,28 @@ def images(chart_dir: Path) -> list[dict[str, str]]:
     # A concern chart whose defaults need site input (the ingress chart needs
     # hosts and a GatewayClass) is rendered with its first chart-testing
     # values file instead: that is the configuration CI installs.
+    # Its own `image` key is dropped: CI installs images built here, users the chart's default.
     attempts: list[list[Path]] = [[], *([f] for f in sorted((chart_dir / "ci").glob("*-values.yaml")))]
     manifests = None
-    for values in attempts:
-        try:
-            manifests = render.render(chart_dir, values, helm="helm3")
-            break
-        except render.RenderError:
-            if values is attempts[-1]:
-                raise
+    with tempfile.TemporaryDirectory() as tmp:
+        for values in attempts:
+            site = []
+            for f in values:
+                doc = {k: v for k, v in (yaml.safe_load(f.read_text()) or {}).items() if k != "image"}
+                site.append(Path(tmp) / f.name)
+                site[-1].write_text(yaml.safe_dump(doc))
+            try:
+                manifests = render.render(chart_dir, site, helm="helm3")
+                break
+            except render.RenderError:
+                if values is attempts[-1]:
+                    raise
     out = []
     for item in rendered_images(manifests or []):
+        # An image built on the user's own machine (`localhost/llmops/...`, e.g.
+        # the ci files' Locust image) is nothing Artifact Hub can pull or scan.
+        if item["image"].startswith("localhost/"):
+            continue
         name = item["image"].rsplit("/", 1)[-1].split("@")[0].split(":")[0]
         out.append({"name": name, "image": item["image"]})
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from llmops import cluster, paths, release, render
 from llmops.cli import build_parser
@@ -63,12 +64,29 @@ def test_ports_from_a_base_outside_the_range_or_block_is_refused(base: int) -> N
         cluster.Ports.from_base(base)
 
 
-def test_helm_test_stage_completes_only_running_helm_test_hook_pods() -> None:
-    exprs = cluster.HELM_TEST_STAGE["spec"]["selector"]["matchExpressions"]
-    by_key = {e["key"]: e for e in exprs}
-    assert by_key['.metadata.annotations["helm.sh/hook"]']["values"] == ["test", "test-success"]
-    assert by_key[".status.phase"]["values"] == ["Running"]
-    assert "phase: Succeeded" in cluster.HELM_TEST_STAGE["spec"]["next"]["statusTemplate"]
+def test_kwokctl_config_carries_only_kwoks_own_stages_and_none_that_completes_helm_test_pods() -> None:
+    stages = [d for d in cluster.kwokctl_config(cluster.Ports.from_base(16010), cluster.default_stages())
+              if d.get("kind") == "Stage"]
+    assert stages
+    assert {s["metadata"]["name"] for s in stages} == {s["metadata"]["name"] for s in cluster.default_stages()}
+    for stage in stages:
+        selector = yaml.safe_dump(stage["spec"].get("selector") or {})
+        assert "helm.sh/hook" not in selector, f"Stage {stage['metadata']['name']} selects helm test pods"
+    assert not hasattr(cluster, "HELM_TEST_STAGE")
+
+
+def test_helm_test_on_a_cluster_without_a_real_node_fails_at_once_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path))
+    (tmp_path / "clusters" / "kwokonly").mkdir(parents=True)
+    (tmp_path / "clusters" / "kwokonly" / "provider").write_text("local")
+    called: list[tuple[str, ...]] = []
+    monkeypatch.setattr(release, "helm", lambda *a, **_k: called.append(a) or "")
+    rel = release.Release("r", "ns", "helm3", "kwokonly")
+    with pytest.raises(LlmopsError, match=r"helm test needs a real node.*--real-nodes 1"):
+        rel.test()
+    assert called == [], "helm must not run: its test pod would wait out the timeout on a kwok node"
 
 
 def test_default_stages_come_from_the_pinned_kwok_module_and_cover_nodes_and_pods() -> None:
@@ -76,7 +94,6 @@ def test_default_stages_come_from_the_pinned_kwok_module_and_cover_nodes_and_pod
     names = {s["metadata"]["name"] for s in stages}
     assert {"node-initialize", "pod-ready", "pod-complete", "pod-delete"} <= names
     assert all(s["kind"] == "Stage" for s in stages)
-    assert cluster.HELM_TEST_STAGE["metadata"]["name"] not in names
 
 
 def test_kubeconfig_lives_in_the_cache_not_in_the_users_home_kube_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

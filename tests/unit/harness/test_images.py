@@ -122,3 +122,16 @@ def test_pinned_pyc_times_keep_copied_bytecode_valid_after_the_fixed_file_times(
     if pin:
         images._pin_pyc_times(tmp_path)
     assert _import_x(tmp_path) == ("1" if pin else "2")
+# Charts whose ci/*-values.yaml `ct install` runs as real pods on the real node (no registry there).
+POD_CHARTS = ("vllm", "router", "llmops-stack", "loadtest")
+
+
+@pytest.mark.parametrize("chart", POD_CHARTS)
+def test_ci_values_of_charts_that_run_pods_use_only_images_built_here(chart: str) -> None:
+    from llmops import render
+    from llmops.publish.bundle import images as rendered_images
+
+    built = {r.ref for r in images.recipes().values()}
+    for values in sorted((render.chart_path(chart) / "ci").glob("*-values.yaml")):
+        used = {i["image"] for i in rendered_images(render.render(chart, [values], helm="helm3"))}
+        assert used <= built, f"{chart}/ci/{values.name} runs {sorted(used - built)}, which no recipe builds"

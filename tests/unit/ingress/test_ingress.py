@@ -27,11 +27,11 @@ def test_ci_values_render_objects_valid_against_crds_and_kubernetes(render_chart
     assert kubeschema.validate_objects(objs) == []
 
 
-def test_ingress_sends_every_path_to_the_router_service(render_chart) -> None:
+def test_ingress_sends_only_the_openai_api_to_the_router_service(render_chart) -> None:
     ing = render.find_one(render_chart(CHART, set_values=_values()), "Ingress")
     (rule,) = ing["spec"]["rules"]
     assert rule["host"] == "llm.example.com"
-    assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "llmops-router", "port": {"number": 8000}}}}]
+    assert rule["http"]["paths"] == [{"path": "/v1", "pathType": "Prefix", "backend": {"service": {"name": "llmops-router", "port": {"number": 8000}}}}]
 
 
 @pytest.mark.parametrize(("key", "value", "replacement"), [("routes", [{"path": "/", "model": "chat"}], "delete ingress.routes"), ("servicePort", 8000, "ingress.backend.port")])
@@ -118,6 +118,8 @@ def test_gateway_is_the_default_mode_with_a_gateway_serving_the_cert_manager_cer
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == [{"name": "llmops-router", "port": 8000}]
     assert rule["timeouts"] == {"request": "600s"}
+    # The router's admin API (POST /workers ...) shares the port: only /v1 is public.
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
 
 
 def test_gateway_mode_can_attach_to_an_existing_gateway(render_chart) -> None:

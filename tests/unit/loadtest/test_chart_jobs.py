@@ -79,6 +79,25 @@ def test_every_pod_meets_restricted_and_mounts_no_service_account_token(render_c
             assert not any("valueFrom" in e for e in c["env"]), "secrets are mounted as files, never env"
 
 
+def test_global_registry_mirror_replaces_the_registry_and_a_digest_wins_over_the_tag(render_chart) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    manifests = render_chart(CHART, set_values={
+        **URL, "global": {"imageRegistry": "registry.example.internal", "imagePullSecrets": ["mirror-pull"]},
+        "image": {"digest": digest}})
+    for component in ("master", "worker"):
+        pod = _job(manifests, component)["spec"]["template"]["spec"]
+        assert pod["containers"][0]["image"] == f"registry.example.internal/locustio/locust@{digest}"
+        assert pod["imagePullSecrets"] == [{"name": "mirror-pull"}]
+
+
+@pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
+def test_ci_values_run_the_locust_image_built_here(render_chart, values: Path) -> None:
+    from llmops import images
+
+    for job in render.find(render_chart(CHART, [values]), "Job"):
+        assert job["spec"]["template"]["spec"]["containers"][0]["image"] == images.ref("locust")
+
+
 def test_api_key_secret_is_mounted_as_a_file_the_locustfile_reads(render_chart) -> None:
     manifests = render_chart(CHART, set_values={**URL, "target": {**URL["target"], "apiKeySecret": {"name": "k", "key": "tok"}}})
     pod = _job(manifests, "worker")["spec"]["template"]["spec"]
@@ -114,6 +133,8 @@ def test_code_configmap_ships_the_repository_locustfile_and_the_modules_it_impor
     assert {i["path"] for i in items} == {
         "locustfile.py", "llmops/__init__.py", "llmops/errors.py", "llmops/loadtest/__init__.py",
         "llmops/loadtest/profiles.py", "llmops/loadtest/shapes.py", "llmops/loadtest/sse.py",
+        # the master summarizes the workers' samples (llmops loadtest --in-cluster reads it)
+        "llmops/loadtest/stats.py",
     }  # fmt: skip
     sources = {"locustfile.py": paths.REPO_ROOT / "loadtests" / "locustfile.py"}
     assert "locustfile.py" in {item["path"] for item in items}, items

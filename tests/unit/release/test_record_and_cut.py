@@ -191,3 +191,10 @@ def test_set_annotations_replaces_an_existing_block_and_keeps_the_rest() -> None
     assert data["annotations"] == {"artifacthub.io/license": "Apache-2.0", "k": "l1\nl2\n"}
     assert data["version"] == "0.1.0" and out.count("annotations:") == 1
     assert Version.parse(data["version"]) == Version.parse("0.1.0")
+
+
+def test_artifacthub_image_lists_leave_out_images_built_on_the_users_machine() -> None:
+    """charts/loadtest renders with its ci file (it needs a target), whose Locust image is built here: users get the default."""
+    listed = [i["image"] for i in cut.images(paths.CHARTS_DIR / "loadtest")]
+    assert listed and not any(i.startswith("localhost/") for i in listed), listed
+    assert any(i["image"].startswith("ghcr.io/llm-d/") for i in cut.images(paths.CHARTS_DIR / "llmops-stack"))

@@ -127,6 +127,19 @@ def test_invalid_values_fail_naming_the_path(render_chart, values: dict[str, Any
         render_chart(CHART, set_values=values)
 
 
+def test_lora_adapters_behind_the_router_render_with_one_base_model_and_fail_naming_the_path_with_two(render_chart) -> None:
+    # Discovery learns one model per pod (the first of its /v1/models): an
+    # adapter's requests can only be trusted to reach its base model's pods
+    # when that is the release's only model.
+    gamma = {"name": "gamma", "source": "hf://org/gamma@main", "loraAdapters": [{"name": "sql", "source": "hf://org/sql@main"}]}
+    render_chart("llmops-stack", set_values={"vllm": {"models": [gamma]}})
+    beta = {"name": "beta", "source": "hf://org/beta@main"}
+    with pytest.raises(RenderError, match=r"vllm\.models\[1\]\.loraAdapters: .*one model per engine pod"):
+        render_chart("llmops-stack", set_values={"vllm": {"models": [beta, gamma]}})
+    render_chart("llmops-stack", set_values={"vllm": {"models": [beta, gamma]}, "router": {"enabled": False},
+                                             "networkPolicies": {"router": {"enabled": False}}})
+
+
 _PARSE = (
     "import dataclasses, json, sys\n"
     "from vllm_router.launch_router import parse_router_args\n"

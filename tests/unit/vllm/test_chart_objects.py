@@ -121,11 +121,15 @@ def test_flag_reader_sees_every_kind_of_simulator_flag() -> None:
     assert "model-that-does-not-exist" not in flags
 
 
-def test_simulator_lora_modules_are_json_objects_naming_the_base_model(render_chart) -> None:
+def test_simulator_lora_modules_are_json_objects_naming_the_base_model_as_its_model_flag(render_chart) -> None:
+    # llm-d-inference-sim matches base_model_name against --model and exits
+    # ("unknown base model") when it names the served name instead.
     values = {"models": [{"name": "m", "servedModelName": "base", "source": "hf://o/m@a", "loraAdapters": [{"name": "sql", "source": "pvc://l/sql"}]}]}
     (dep,) = deployments(render_chart(CHART, set_values=values)).values()
-    (lora,) = flag_values(engine(dep)["args"])["--lora-modules"]
-    assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "base"}
+    flags = flag_values(engine(dep)["args"])
+    (lora,) = flags["--lora-modules"]
+    assert flags["--model"] == ["o/m"] and flags["--served-model-name"] == ["base"]
+    assert json.loads(lora) == {"name": "sql", "path": "/models/m-lora-sql", "base_model_name": "o/m"}
 
 
 @pytest.mark.parametrize(
