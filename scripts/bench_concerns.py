@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from llmops import crds, environments, paths, render, tools
+from llmops import environments, paths, tools
+from llmops.validate import crds, render
 
 ENVS = ["local", "staging", "production-h100", "production-70b", "air-gapped"]
 

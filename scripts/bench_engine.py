@@ -28,7 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from llmops import engine, engine_args, paths, render, tools
+from llmops import engine, paths, tools
+from llmops.engine import engine_args
+from llmops.validate import render
 from llmops.loadtest import harness
 
 LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"

@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 import yaml  # noqa: E402
 
-from llmops import endpoints, tools  # noqa: E402
+from llmops import tools  # noqa: E402
+from llmops.cluster import endpoints
 from llmops.loadtest import harness  # noqa: E402
 
 MODEL = "bench"

@@ -23,7 +23,8 @@ from datetime import datetime
 
 import yaml
 
-from llmops import cluster, images, release
+from llmops import cluster
+from llmops.cluster import images, release
 
 NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
 

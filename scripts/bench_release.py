@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmops import cluster, paths, release
+from llmops import cluster, paths
+from llmops.cluster import release
 from llmops.publish import oci, registry, signing
 
 CLUSTER = os.environ.get("LLMOPS_CLUSTER", "llmops-e")

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmops import procs, tools
-from llmops.router import HostRouter, request
+from llmops.engine.router import HostRouter, request
 
 # The router's host range is 18300-18319; the bench takes 18310-18319.
 ROUTER_PORTS = (18310,)
@@ -95,7 +95,7 @@ def stop_all(ps: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_router(log_dir: Path, policy: str, ports: tuple[int, ...], extra: list[str] | None = None) -> HostRouter:
-    from llmops.endpoints import port_is_free
+    from llmops.cluster.endpoints import port_is_free
 
     k = _RUN[0] % len(ROUTER_PORTS)
     _RUN[0] += 1

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from llmops import procs, tools
-from llmops.router import HostRouter, request
+from llmops.engine.router import HostRouter, request
 
 ROUTER_PORT, METRICS_PORT = 18310, 18319
 SIM_PORTS = (18311, 18312, 18313, 18314)

@@ -13,7 +13,8 @@ import statistics
 import subprocess
 import time
 
-from llmops import environments, kubeschema, paths, render, tools
+from llmops import environments, paths, tools
+from llmops.validate import kubeschema, render
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ answers, otherwise started and stopped):
    release x every environment of its commit x Helm 3 and 4); `--local-only`
    only its real-node cases (`-k local and not vllm`).
 3. Requests during upgrades: the streaming load the matrix runs on the real
-   node (tests/cluster/test_upgrade_path.py, llmops.steadyload) writes
+   node (tests/cluster/test_upgrade_path.py, llmops.loadtest.steadyload) writes
    reports/cluster/upgrade-load.json; this prints per case and phase the
    requests, failed requests (target 0), connection resends and the longest
    gap between streamed tokens.
@@ -40,7 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmops import cluster, paths, release, steadyload
+from llmops import cluster, paths
+from llmops.loadtest import steadyload
+from llmops.cluster import release
 from llmops.publish import oci, record, registry, signing
 
 CLUSTER = os.environ.get("LLMOPS_CLUSTER", "up")

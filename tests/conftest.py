@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from llmops import paths, render
+from llmops import paths
+from llmops.validate import render
 
 RenderFn = Callable[..., list[render.Manifest]]
 
@@ -43,7 +44,7 @@ def render_chart(helm: str) -> RenderFn:
     """Render any chart in charts/ with values files under the Helm version of this test instance.
 
     Usage: ``render_chart("vllm", [values_file], set_values={...})`` returns
-    the list of :class:`llmops.render.Manifest`.
+    the list of :class:`llmops.validate.render.Manifest`.
     """
 
     def _render(chart: str | Path, values: Sequence[str | Path] = (), **kwargs: Any) -> list[render.Manifest]:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, images, node, poll, release
+from llmops import cluster, poll
+from llmops.cluster import images, node, release
 from llmops.publish import oci, record, registry, signing
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)

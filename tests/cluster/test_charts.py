@@ -24,7 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, environments, node, paths, release, render
+from llmops import cluster, environments, paths
+from llmops.cluster import node, release
+from llmops.validate import render
 
 from .conftest import kubectl_json, kubelet_started, wait_until
 

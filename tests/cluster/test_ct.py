@@ -7,7 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from llmops import cluster, paths, release, tools
+from llmops import cluster, paths, tools
+from llmops.cluster import release
 from llmops.publish import record
 
 from .conftest import kubelet_started

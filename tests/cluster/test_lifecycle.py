@@ -18,7 +18,8 @@ import yaml
 from pytest_helm_charts.clusters import Cluster
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
-from llmops import cli, cluster, node, release
+from llmops import cli, cluster
+from llmops.cluster import node, release
 
 from .conftest import kubectl_json, kubelet_started, wait_until, write_probe_chart
 

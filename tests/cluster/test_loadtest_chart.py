@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cli, cluster, paths, release
+from llmops import cli, cluster, paths
+from llmops.cluster import release
 from llmops.loadtest import incluster
 
 from .conftest import kubelet_started

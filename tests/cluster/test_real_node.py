@@ -1,6 +1,6 @@
 """The real node: containers run, probes pass, Services route, helm test runs its real script.
 
-The local cluster's real node (llmops.node) is a containerd + kubelet node in
+The local cluster's real node (llmops.cluster.node) is a containerd + kubelet node in
 a network namespace of its own; a namespace annotated for it
 (``release.ensure_namespace(real_node=True)``) sends every pod there. These
 tests install values/local.yaml there and check what only running
@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from llmops import cluster, images, node, paths, poll, release
+from llmops import cluster, paths, poll
+from llmops.cluster import images, node, release
 
 from .conftest import kubectl_json, kubelet_started, wait_until
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cluster, paths, release
+from llmops import cluster, paths
+from llmops.cluster import release
 from llmops.publish import oci, record, registry, signing
 
 from .conftest import wait_until

@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from llmops import cluster, node, paths, poll, release, tools
-from llmops.router import request
+from llmops import cluster, paths, poll, tools
+from llmops.cluster import node, release
+from llmops.engine.router import request
 
 from .conftest import kubectl_json
 

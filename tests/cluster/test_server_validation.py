@@ -1,6 +1,6 @@
 """The real API server's verdict on what the charts render: what offline checks cannot see.
 
-llmops.crds validates custom resources against the pinned CRDs' structural
+llmops.validate.crds validates custom resources against the pinned CRDs' structural
 schemas offline; the CEL rules of those CRDs (``x-kubernetes-validations``)
 are evaluated here, by the API server of the cluster tier, which has the same
 pinned CRDs installed. Every object of every environment goes through a
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from llmops import cluster, crds, paths, render
+from llmops import cluster, paths
+from llmops.validate import crds, render
 
 UMBRELLA = paths.CHARTS_DIR / "llmops-stack"
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))

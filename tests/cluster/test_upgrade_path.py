@@ -20,7 +20,7 @@ Zero failed requests: an environment that runs on the cluster's real node
 (``values/local.yaml``: simulator engines behind the vLLM Router, real
 containers, kube-proxy Services) is installed there, and while ``helm
 upgrade`` and then ``helm rollback`` roll its engines and its router, a
-client (``llmops.steadyload``) streams chat completions through the router's
+client (``llmops.loadtest.steadyload``) streams chat completions through the router's
 ClusterIP Service from the host, records every request and the gaps between
 streamed tokens, and the case fails on a single failed request. The upgrade
 must replace every engine and router pod (checked by pod UID); when the
@@ -50,7 +50,10 @@ from typing import Any
 
 import pytest
 
-from llmops import cluster, environments, paths, release, render, steadyload
+from llmops import cluster, environments, paths
+from llmops.loadtest import steadyload
+from llmops.cluster import release
+from llmops.validate import render
 from llmops.publish import oci, record, registry, semver, signing
 
 from .conftest import kubectl_json, wait_until

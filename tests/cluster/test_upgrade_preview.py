@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cli, cluster, paths, release
+from llmops import cli, cluster, paths
+from llmops.cluster import release
 
 from .test_charts import INSTALL_TIMEOUT, UMBRELLA, _wait_available
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import engine, metrics_contract, procs, tools
+from llmops import engine, procs, tools
+from llmops.validate import metrics_contract
 
 PORT = 17011  # concern-subcharts range 17000-17099
 BASE = f"http://127.0.0.1:{PORT}"

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from llmops import engine, engine_args, paths, procs, render, tools
+from llmops import engine, paths, procs, tools
+from llmops.engine import engine_args
+from llmops.validate import render
 from llmops.loadtest import harness, stats
 
 LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"

@@ -5,7 +5,7 @@ For every environment file in values/ and every model served with
 `vllm.entrypoints.launchers.cli_args.make_arg_parser` (plus the server's own
 `validate_parsed_serve_args`) in the engine venv, and every typed value of the
 model arrives at its option with its type (the expectation comes from the
-values files, merged independently of the templates; see llmops.engine_args).
+values files, merged independently of the templates; see llmops.engine.engine_args).
 All argument lists of the session are parsed in ONE interpreter (importing
 vLLM costs seconds).
 """
@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from llmops import engine, engine_args, environments, paths, render
+from llmops import engine, environments, paths
+from llmops.engine import engine_args
+from llmops.validate import render
 
 # One parser interpreter per session, on one xdist worker with the server.
 pytestmark = pytest.mark.xdist_group("vllm-engine")

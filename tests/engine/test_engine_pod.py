@@ -2,7 +2,7 @@
 
 Where conftest.vllm_server runs the rendered args on the host, this module
 runs the rendered Deployment: the `localhost/llmops/vllm-cpu` image (built
-on demand, src/llmops/images.py) under the chart's pod spec (UID 10001,
+on demand, src/llmops/cluster/images.py) under the chart's pod spec (UID 10001,
 read-only root filesystem with the chart's emptyDirs, startup and readiness
 probes) in a Pod Security "restricted" namespace on the local cluster's real
 node. The tiny generated model reaches it the way the file says weights
@@ -32,7 +32,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import cluster, engine, images, node, paths, poll, release
+from llmops import cluster, engine, paths, poll
+from llmops.cluster import images, node, release
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm-engine")]
 

@@ -1,4 +1,4 @@
-"""One list (llmops.metrics_contract), one test, both engines.
+"""One list (llmops.validate.metrics_contract), one test, both engines.
 
 Every vLLM metric that alerts, recording rules, dashboards and KEDA triggers
 may read must exist on the real vLLM server's /metrics after load, and those
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from llmops import engine, metrics_contract
+from llmops import engine
+from llmops.validate import metrics_contract
 
 if TYPE_CHECKING:
     from conftest import LoadRun

@@ -22,7 +22,7 @@ from typing import Any
 from kubernetes import client  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from llmops import endpoints
+from llmops.cluster import endpoints
 from llmops.autoscale import prometheus
 from llmops.autoscale.gateway import Gateway
 

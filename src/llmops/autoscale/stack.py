@@ -37,7 +37,9 @@ import yaml
 from kubernetes import client, config as kconfig  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
-from llmops import cluster, endpoints, paths, poll, release, render
+from llmops import cluster, paths, poll
+from llmops.cluster import endpoints, release
+from llmops.validate import render
 from llmops.autoscale import keda
 from llmops.autoscale import prometheus as prom
 from llmops.autoscale.gateway import Gateway

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from llmops import crds
+from llmops.validate import crds
 from llmops.errors import LlmopsError
 
 

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llmops import cluster, loadtest, paths, release, validate
+from llmops import cluster, loadtest, paths, validate
+from llmops.cluster import release
 
 Step = tuple[str, Callable[[argparse.Namespace], str]]
 

@@ -8,7 +8,8 @@ import threading
 import time
 from typing import Any
 
-from llmops import endpoints, paths
+from llmops import paths
+from llmops.cluster import endpoints
 
 
 def register(sub: Any) -> None:

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmops import engine, engine_args, paths, render
+from llmops import engine, paths
+from llmops.engine import engine_args
+from llmops.validate import render
 
 
 def register(sub: Any) -> None:

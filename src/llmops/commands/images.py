@@ -1,11 +1,11 @@
-"""`llmops images build|list`: the real node's images, built here offline (llmops.images)."""
+"""`llmops images build|list`: the real node's images, built here offline (llmops.cluster.images)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from llmops import images
+from llmops.cluster import images
 
 
 def register(sub: Any) -> None:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmops import policy, validate
+from llmops import validate
+from llmops.validate import policy
 
 
 def register(sub: Any) -> None:

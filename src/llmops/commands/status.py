@@ -7,7 +7,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from llmops import cluster, release
+from llmops import cluster
+from llmops.cluster import release
 
 
 def register(sub: Any) -> None:

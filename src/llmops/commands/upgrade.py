@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-from llmops import cluster, release
+from llmops import cluster
+from llmops.cluster import release
 from llmops.publish import preview
 
 

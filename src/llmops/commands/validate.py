@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from llmops import kubeschema, render, validate
+from llmops import validate
+from llmops.validate import kubeschema, render
 
 
 def register(sub: Any) -> None:

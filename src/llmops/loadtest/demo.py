@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmops import endpoints, render
+from llmops.cluster import endpoints
+from llmops.validate import render
 from llmops.errors import LlmopsError
 from llmops.loadtest import harness, targets
 

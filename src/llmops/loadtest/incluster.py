@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from llmops import cluster, images, paths, release
+from llmops import cluster, paths
+from llmops.cluster import images, release
 from llmops.errors import LlmopsError
 from llmops.loadtest import harness, profiles, report, shapes, slo
 

@@ -5,7 +5,7 @@
   ``app.kubernetes.io/instance=NAME``, ``app.kubernetes.io/component=engine``,
   model from ``llmops.io/model``) are read through the Kubernetes API. Pods
   on kwok nodes run nothing, so such a model maps to the host simulators
-  registered for that release (:mod:`llmops.endpoints` registry); pods on the
+  registered for that release (:mod:`llmops.cluster.endpoints` registry); pods on the
   local cluster's real node are reached through the Service's ClusterIP,
   which the host routes into the node (kube-proxy does the rest); elsewhere
   (kind) a ``kubectl port-forward`` to the Service's ``http`` port is opened
@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llmops import endpoints, poll, tools
-from llmops.kubeconfig import resolve as kubeconfig
+from llmops import poll, tools
+from llmops.cluster import endpoints
+from llmops.cluster.kubeconfig import resolve as kubeconfig
 from llmops.errors import LlmopsError
 
 ENGINE_SELECTOR = "app.kubernetes.io/component=engine"
@@ -130,7 +131,7 @@ def _through_service(svc: dict[str, Any]) -> dict[str, str]:
     """Served model -> the Service's own ClusterIP URL, when this host routes to it.
 
     The local cluster's real node routes its Service range through a veth
-    (llmops.node): requests then cross kube-proxy's rules to the pods like any
+    (llmops.cluster.node): requests then cross kube-proxy's rules to the pods like any
     in-cluster client's. Elsewhere the ClusterIP does not answer and the
     caller falls back to a port-forward.
     """

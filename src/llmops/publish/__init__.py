@@ -1,6 +1,6 @@
 """Releases of the chart suite: the release record, cutting a release, packaging, signing, publishing.
 
-``llmops.release`` (singular) drives Helm against a cluster; this package
+``llmops.cluster.release`` (singular) drives Helm against a cluster; this package
 makes the artifacts a cluster installs from:
 
 - ``semver``: chart versions;

@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from llmops import render
-from llmops.engine_args import resolved_models
+from llmops.validate import render
+from llmops.engine.engine_args import resolved_models
 from llmops.errors import LlmopsError
 from llmops.publish import oci, record
 from llmops.publish.signing import SigningKey

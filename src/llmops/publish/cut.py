@@ -159,7 +159,7 @@ def _blob(home: str, path: str) -> str:
 
 def images(chart_dir: Path) -> list[dict[str, str]]:
     """Every container image the chart runs with its default values (hooks and init containers included)."""
-    from llmops import render
+    from llmops.validate import render
     from llmops.publish.bundle import images as rendered_images
 
     # A concern chart whose defaults need site input (the ingress chart needs

@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops import paths, render, tools
+from llmops import paths, tools
+from llmops.validate import render
 from llmops.errors import LlmopsError
 from llmops.publish import record
 from llmops.publish.signing import SigningKey

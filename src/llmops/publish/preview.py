@@ -35,7 +35,8 @@ from typing import Any
 
 import yaml
 
-from llmops import cluster, release, tools
+from llmops import cluster, tools
+from llmops.cluster import release
 from llmops.errors import LlmopsError
 
 MODEL_LABEL = "llmops.io/model"
@@ -125,7 +126,7 @@ def prometheus_traffic(url: str, namespace: str, release_name: str, window: str 
 def proposed_manifest(rel: release.Release, chart: str | Path, values: Sequence[str | Path],
                       chart_args: Sequence[str] = ()) -> str:
     """The manifest Helm would install: ``helm upgrade --dry-run=server -o json`` (hooks excluded)."""
-    from llmops.release import _values_args  # one place builds --values/--set-json
+    from llmops.cluster.release import _values_args  # one place builds --values/--set-json
 
     out = rel._helm("upgrade", rel.name, str(chart), *chart_args, *_values_args(values, None),
                     "--dry-run=server", "-o", "json")

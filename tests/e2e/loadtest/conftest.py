@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import endpoints
+from llmops.cluster import endpoints
 
 TTFT_MS = 100.0  # the issue: measured p50 within 10% of these
 ITL_MS = 10.0

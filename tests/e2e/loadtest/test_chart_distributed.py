@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmops import endpoints, render
+from llmops.cluster import endpoints
+from llmops.validate import render
 
 
 

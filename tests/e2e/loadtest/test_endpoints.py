@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import endpoints
+from llmops.cluster import endpoints
 from llmops.errors import LlmopsError
 
 

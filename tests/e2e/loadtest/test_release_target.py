@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cluster, endpoints, paths, release, render
+from llmops import cluster, paths
+from llmops.cluster import endpoints, release
+from llmops.validate import render
 
 CLUSTER_NAME = os.environ.get("LLMOPS_CLUSTER", cluster.DEFAULT_NAME)
 VALUES = {
@@ -96,7 +98,7 @@ def endpoints_served(url: str) -> float:
 
 def test_release_on_the_real_node_is_loaded_through_its_service_cluster_ip(tmp_path: Path) -> None:
     """No host simulator: the pods run on the real node and the load crosses the Service (kube-proxy)."""
-    from llmops import images
+    from llmops.cluster import images
 
     sim = images.recipes()["llm-d-inference-sim"]
     values = tmp_path / "vllm.yaml"

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import endpoints, paths
+from llmops import paths
+from llmops.cluster import endpoints
 from llmops.loadtest import harness
 
 

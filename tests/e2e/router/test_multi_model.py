@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmops import procs
-from llmops.router import HostRouter, request, start_simulator
+from llmops.engine.router import HostRouter, request, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("router-host")]
 
@@ -122,7 +122,7 @@ def test_two_models_and_a_lora_adapter_behind_one_url_when_the_adapter_is_regist
 
 
 def test_router_exports_the_metrics_the_chart_reads(fleet: HostRouter) -> None:
-    from llmops import metrics_contract
+    from llmops.validate import metrics_contract
 
     _chat(fleet, "chat")
     _chat(fleet, "no-such-model")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from llmops import procs
-from llmops.router import HostRouter, request, start_simulator
+from llmops.engine.router import HostRouter, request, start_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("router-host")]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from llmops import crds, kubeschema, render
-from llmops.render import RenderError
+from llmops.validate import crds, kubeschema, render
+from llmops.validate.render import RenderError
 
 CHART = "autoscaling"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
@@ -194,7 +194,8 @@ def test_trigger_queries_parse_with_promtool_and_read_only_contract_metrics(rend
 
     import yaml
 
-    from llmops import metrics_contract, tools
+    from llmops import tools
+    from llmops.validate import metrics_contract
 
     values = {"models": {"chat": {"triggers": {"ttft": {"enabled": True}}}, "batch": {"minReplicas": 0, "scaleToZero": {"activationQuery": INGRESS_RATE}}}}
     triggers = [t for so in render.find(render_chart(CHART, set_values=values), "ScaledObject") for t in so["spec"]["triggers"]]

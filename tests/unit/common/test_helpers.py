@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from llmops import paths
-from llmops.render import RenderError
+from llmops.validate.render import RenderError
 
 # The probe chart pins the library exactly as the suite's charts do.
 COMMON_VERSION = str(yaml.safe_load((paths.CHARTS_DIR / "common" / "Chart.yaml").read_text())["version"])

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import crds, kubeschema, render
-from llmops.render import RenderError
+from llmops.validate import crds, kubeschema, render
+from llmops.validate.render import RenderError
 
 CHART = "gpu"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
@@ -108,7 +108,7 @@ def test_schema_rejects_unknown_mig_strategy(render_chart) -> None:
 
 
 def test_dcgm_counters_include_every_gpu_metric_of_the_contract(render_chart) -> None:
-    from llmops import metrics_contract
+    from llmops.validate import metrics_contract
 
     manifests = render_chart(CHART, set_values={"clusterPolicy": {"create": True}})
     cm = next(c for c in render.find(manifests, "ConfigMap") if "dcgm-metrics.csv" in c["data"])

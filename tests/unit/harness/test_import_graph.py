@@ -62,19 +62,20 @@ def test_harness_modules_have_no_import_cycle() -> None:
 
 
 def test_cycle_finder_reports_a_cycle_through_a_function_level_import() -> None:
-    graph = {"llmops.endpoints": {"llmops.loadtest.targets"}, "llmops.loadtest.targets": {"llmops.endpoints"}}
-    assert find_cycle(graph) == ["llmops.endpoints", "llmops.loadtest.targets", "llmops.endpoints"]
+    graph = {"llmops.cluster.endpoints": {"llmops.loadtest.targets"}, "llmops.loadtest.targets": {"llmops.cluster.endpoints"}}
+    assert find_cycle(graph) == ["llmops.cluster.endpoints", "llmops.loadtest.targets", "llmops.cluster.endpoints"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []
 
 
 def test_endpoints_and_load_test_targets_share_the_kubeconfig_lookup_below_both() -> None:
     graph = import_graph()
-    assert "llmops.kubeconfig" in graph["llmops.endpoints"] and "llmops.kubeconfig" in graph["llmops.loadtest.targets"]
-    assert "llmops.loadtest.targets" not in graph["llmops.endpoints"]
+    assert "llmops.cluster.kubeconfig" in graph["llmops.cluster.endpoints"] and "llmops.cluster.kubeconfig" in graph["llmops.loadtest.targets"]
+    assert "llmops.loadtest.targets" not in graph["llmops.cluster.endpoints"]
 
 
 def test_kubeconfig_follows_llmops_cluster_then_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmops import cluster, kubeconfig
+    from llmops import cluster
+    from llmops.cluster import kubeconfig
 
     monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path))
     monkeypatch.setenv("LLMOPS_CLUSTER", "mine")

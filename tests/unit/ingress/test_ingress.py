@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from llmops import crds, kubeschema, render
-from llmops.render import RenderError
+from llmops.validate import crds, kubeschema, render
+from llmops.validate.render import RenderError
 
 CHART = "ingress"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import paths, render, validate
+from llmops import paths, validate
+from llmops.validate import render
 
 CORPUS = paths.REPO_ROOT / "tests" / "fixtures" / "invalid-values"
 CASES = sorted(CORPUS.glob("*.yaml"))

@@ -21,7 +21,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmops import paths, render, values_schema
+from llmops import paths
+from llmops.validate import render, values_schema
 
 SCHEMA: dict[str, Any] = json.loads((paths.CHARTS_DIR / "vllm" / "values.schema.json").read_text())
 MODEL = SCHEMA["properties"]["models"]["items"]["properties"]

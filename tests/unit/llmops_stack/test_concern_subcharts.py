@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from llmops import crds, environments, paths, render
-from llmops.render import RenderError
+from llmops import environments, paths
+from llmops.validate import crds, render
+from llmops.validate.render import RenderError
 
 CHART = "llmops-stack"
 ENVIRONMENTS = ["local", "staging", "production-h100", "production-70b", "air-gapped"]

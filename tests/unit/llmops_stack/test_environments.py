@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from llmops import environments, images, kubeschema, paths, render, tools
+from llmops import environments, paths, tools
+from llmops.cluster import images
+from llmops.validate import kubeschema, render
 
 CHART = "llmops-stack"
 ENV_FILES = sorted(paths.VALUES_DIR.glob("*.yaml"))
@@ -142,7 +144,7 @@ def test_autoscaled_engines_leave_replicas_to_their_autoscaler(render_chart, env
 def test_local_runs_the_simulator_with_no_gpu_anywhere(render_chart) -> None:
     manifests = render_chart(CHART, [_env("local")])
     (dep,) = _engines(manifests)
-    # Built here and imported into the real node (llmops.images), never pulled.
+    # Built here and imported into the real node (llmops.cluster.images), never pulled.
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == images.ref("llm-d-inference-sim")
     assert "gpu" not in str([m.obj for m in manifests]).lower().replace("gpu-memory", "")
     assert not render.find(manifests, "PersistentVolumeClaim")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import paths, render
+from llmops import paths
+from llmops.validate import render
 
 UMBRELLA = paths.CHARTS_DIR / "llmops-stack"
 TABLE = yaml.safe_load((UMBRELLA / "migrations.yaml").read_text())["migrations"] or []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmops.render import RenderError
+from llmops.validate.render import RenderError
 
 CHART = "llmops-stack"
 

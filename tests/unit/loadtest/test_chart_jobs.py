@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, paths, render, tools
+from llmops import paths, tools
+from llmops.validate import kubeschema, render
 from llmops.loadtest import chartfiles, profiles, shapes
-from llmops.render import RenderError
+from llmops.validate.render import RenderError
 
 CHART = "loadtest"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
@@ -92,7 +93,7 @@ def test_global_registry_mirror_replaces_the_registry_and_a_digest_wins_over_the
 
 @pytest.mark.parametrize("values", CI, ids=lambda p: p.name)
 def test_ci_values_run_the_locust_image_built_here(render_chart, values: Path) -> None:
-    from llmops import images
+    from llmops.cluster import images
 
     for job in render.find(render_chart(CHART, [values]), "Job"):
         assert job["spec"]["template"]["spec"]["containers"][0]["image"] == images.ref("locust")

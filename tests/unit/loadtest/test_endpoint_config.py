@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llmops import endpoints, paths, render
+from llmops import paths
+from llmops.cluster import endpoints
+from llmops.validate import render
 from llmops.errors import LlmopsError
 
 ARGS = ["--model", "org/m", "--served-model-name", "m-served", "--port", "8000", "--mode", "echo",

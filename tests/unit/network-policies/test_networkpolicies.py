@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, render
-from llmops.render import RenderError
+from llmops.validate import kubeschema, render
+from llmops.validate.render import RenderError
 
 CHART = "network-policies"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))

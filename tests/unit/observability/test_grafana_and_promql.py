@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from llmops import grafana, paths, render
+from llmops import paths
+from llmops.validate import grafana, render
 
 DASHBOARDS = sorted((render.chart_path("observability") / "dashboards").glob("*.json"))
 TEST_OVERLAYS = sorted((paths.REPO_ROOT / "tests" / "fixtures" / "overlays").glob("*.yaml"))

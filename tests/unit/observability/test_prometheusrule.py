@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import crds, kubeschema, metrics_contract, render, tools
-from llmops.render import RenderError
+from llmops import tools
+from llmops.validate import crds, kubeschema, metrics_contract, render
+from llmops.validate.render import RenderError
 
 CHART = "observability"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))

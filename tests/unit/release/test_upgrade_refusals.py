@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from llmops import paths, render
+from llmops import paths
+from llmops.validate import render
 from llmops.publish import preview
 
 UMBRELLA = paths.CHARTS_DIR / "llmops-stack"

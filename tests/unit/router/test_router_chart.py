@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, render, tools
-from llmops.render import RenderError
+from llmops import tools
+from llmops.validate import kubeschema, render
+from llmops.validate.render import RenderError
 
 CHART = "router"
 CI = sorted((render.chart_path(CHART) / "ci").glob("*-values.yaml"))
@@ -201,7 +202,7 @@ def test_rendered_args_are_accepted_by_the_pinned_router_with_their_types(values
 
 
 def test_inference_pool_mode_renders_a_pool_valid_against_the_pinned_crd_and_no_router(render_chart) -> None:
-    from llmops import crds
+    from llmops.validate import crds
 
     values = {"mode": "inferencePool", "inferencePool": {"endpointPicker": {"serviceName": "epp", "port": 9002}}}
     manifests = render_chart(CHART, set_values=values)

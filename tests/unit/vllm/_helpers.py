@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmops import render
+from llmops.validate import render
 
 
 def deployments(manifests: list[render.Manifest]) -> dict[str, dict[str, Any]]:

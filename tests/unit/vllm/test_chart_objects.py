@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import kubeschema, render, tools
+from llmops import tools
+from llmops.validate import kubeschema, render
 
 from ._helpers import deployments, engine, env, flag_values, pod_spec
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema, render, tools
+from llmops import tools
+from llmops.validate import kubeschema, render
 
 from ._helpers import deployments, engine, env, flag_values, pod_spec
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmops.render import RenderError
+from llmops.validate.render import RenderError
 
 CHART = "vllm"
 

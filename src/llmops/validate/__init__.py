@@ -4,14 +4,14 @@ One *target* is one environment: an ordered list of values files layered on
 the umbrella chart's defaults. For each target:
 
 1. the values are checked against the umbrella's and every enabled
-   subchart's values.schema.json (``llmops.values_schema``), all errors at
+   subchart's values.schema.json (``llmops.validate.values_schema``), all errors at
    once with file and line;
 2. the chart is rendered with every pinned Helm major, in parallel; the
    majors must agree on what they render;
 3. every rendered object is checked against the Kubernetes OpenAPI schema
-   of each supported minor (``llmops.kubeschema``) and every custom resource
-   against its operator's pinned CRD (``llmops.crds``);
-4. cross-object checks run over the render (``llmops.crosscheck``).
+   of each supported minor (``llmops.validate.kubeschema``) and every custom resource
+   against its operator's pinned CRD (``llmops.validate.crds``);
+4. cross-object checks run over the render (``llmops.validate.crosscheck``).
 
 A target whose values fail step 1 is not rendered: Helm would reject the
 same values with a less precise message (``render_invalid=True`` renders
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops import crds, crosscheck, kubeschema, paths, render, values_schema
+from llmops import paths
+from llmops.validate import crds, crosscheck, kubeschema, render, values_schema
 from llmops.errors import LlmopsError
 
 Progress = Callable[[str], None]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import images
+from llmops.cluster import images
 
 
 def test_every_image_is_named_localhost_llmops_what_version_and_runs_as_non_root() -> None:
@@ -128,7 +128,7 @@ POD_CHARTS = ("vllm", "router", "llmops-stack", "loadtest")
 
 @pytest.mark.parametrize("chart", POD_CHARTS)
 def test_ci_values_of_charts_that_run_pods_use_only_images_built_here(chart: str) -> None:
-    from llmops import render
+    from llmops.validate import render
     from llmops.publish.bundle import images as rendered_images
 
     built = {r.ref for r in images.recipes().values()}

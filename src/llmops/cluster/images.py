@@ -44,7 +44,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmops import node, paths, tools
+from llmops import paths, tools
+from llmops.cluster import node
 from llmops.errors import LlmopsError, ToolError
 
 Say = Callable[[str], None]

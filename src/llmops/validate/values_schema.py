@@ -35,7 +35,7 @@ from jsonschema.exceptions import ValidationError
 
 from llmops import paths
 from llmops.errors import LlmopsError
-from llmops.yamlpos import PathKey, PositionedYaml, YamlSyntaxError, format_path, load
+from llmops.validate.yamlpos import PathKey, PositionedYaml, YamlSyntaxError, format_path, load
 
 UMBRELLA = "llmops-stack"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cluster, node
+from llmops import cluster
+from llmops.cluster import node
 from llmops.errors import LlmopsError
 
 

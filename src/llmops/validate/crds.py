@@ -61,7 +61,7 @@ class CrdPin:
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem with one rendered object (same fields as ``llmops.kubeschema``)."""
+    """One problem with one rendered object (same fields as ``llmops.validate.kubeschema``)."""
 
     kind: str
     name: str
@@ -266,7 +266,7 @@ def _message(err: jsonschema.ValidationError) -> str:
 def validate_custom_resources(objs: Iterable[Any]) -> list[Finding]:
     """Check every object of a pinned CRD's group against that CRD's schema.
 
-    ``objs`` are dicts or ``llmops.render.Manifest``. Objects of other groups
+    ``objs`` are dicts or ``llmops.validate.render.Manifest``. Objects of other groups
     (core Kubernetes, unknown operators) are skipped; an unknown kind or
     version in a group we pin is a finding, since no API server with these
     CRDs would accept it.

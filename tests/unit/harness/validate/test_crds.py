@@ -1,4 +1,4 @@
-"""llmops.crds: pinned operator CRDs from Go modules and custom-resource validation."""
+"""llmops.validate.crds: pinned operator CRDs from Go modules and custom-resource validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmops import crds
+from llmops.validate import crds
 
 
 def _scaled_object(**spec: Any) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops import cluster, paths, release, render
+from llmops import cluster, paths
+from llmops.cluster import release
+from llmops.validate import render
 from llmops.cli import build_parser
 from llmops.errors import LlmopsError
 

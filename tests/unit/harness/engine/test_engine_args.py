@@ -1,4 +1,4 @@
-"""llmops.engine_args and the engine helpers that need no engine venv: merging, expectations, locating errors."""
+"""llmops.engine.engine_args and the engine helpers that need no engine venv: merging, expectations, locating errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import engine, engine_args, paths
+from llmops import engine, paths
+from llmops.engine import engine_args
 
 LOCAL_VLLM = paths.VALUES_DIR / "local-vllm.yaml"
 
@@ -156,7 +157,7 @@ HOST_RENDERS = [
 
 @pytest.mark.parametrize("chart,values", HOST_RENDERS, ids=lambda x: x if isinstance(x, str) else "+".join(p.name for p in x) or "defaults")
 def test_host_env_moves_every_rendered_pod_path_under_the_host_root(chart: str, values: tuple[Path, ...], tmp_path: Path) -> None:
-    from llmops import render
+    from llmops.validate import render
 
     containers = engine_args.engine_containers(render.render(chart, values, helm="helm3"))
     assert containers, f"{chart} {values} renders no engine container"
@@ -197,13 +198,14 @@ def test_pod_path_env_is_every_value_under_a_mount_and_nothing_else(tmp_path: Pa
 
 
 def test_local_vllm_runs_the_vllm_cpu_image_built_here_with_its_weights_on_a_read_only_claim() -> None:
-    from llmops import images, render
+    from llmops.cluster import images
+    from llmops.validate import render
 
     manifests = render.render("llmops-stack", [LOCAL_VLLM], helm="helm3")
     (dep,) = [m.obj for m in manifests if m.kind == "Deployment" and m.obj["metadata"]["name"].endswith("-tiny")]
     pod = dep["spec"]["template"]["spec"]
     (engine_c,) = pod["containers"]
-    # Built here (llmops.images, on demand) and imported into the real node, never pulled.
+    # Built here (llmops.cluster.images, on demand) and imported into the real node, never pulled.
     assert engine_c["image"] == images.ref("vllm-cpu")
     assert engine_args.parser_argv(engine_c["command"], ["--x"]) == ["--x"], "the launcher must be vLLM's server"
     (model_mount,) = [v for v in engine_c["volumeMounts"] if v["name"] == "model"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import paths, render, tools
+from llmops import paths, tools
+from llmops.validate import render
 
 CHARTS = ("gpu", "autoscaling", "observability", "ingress", "network-policies", "router")
 SCENARIOS = [(c, p) for c in CHARTS for p in sorted((paths.CHARTS_DIR / c / "ci").glob("*-values.yaml"))]

@@ -23,7 +23,7 @@ host end of the veth. ``stop`` kills every process in the namespaces and
 cgroups, then deletes the rule, the cgroups and the network namespace (the
 veth and routes go with it); :func:`leftovers` lists anything that survived.
 
-A supervisor process (``python -m llmops.node supervise DIR``), started inside
+A supervisor process (``python -m llmops.cluster.node supervise DIR``), started inside
 both namespaces, runs containerd, the kubelet, the fake-GPU device plugin and
 kube-proxy, and stops them in reverse order on SIGTERM.
 """
@@ -467,7 +467,7 @@ def start(spec: NodeSpec, say: Say) -> int:
     argv = [
         "nsenter", f"--net=/run/netns/{spec.netns}", "--",
         "unshare", "--mount", "--propagation", "slave", "--",
-        sys.executable, "-m", "llmops.node", "supervise", str(spec.folder),
+        sys.executable, "-m", "llmops.cluster.node", "supervise", str(spec.folder),
     ]  # fmt: skip
     with (spec.logs / "supervisor.log").open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -483,7 +483,7 @@ def _supervisor_pid(spec: NodeSpec) -> int:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return 0
-    ours = b"llmops.node" in cmdline and str(spec.folder).encode() in cmdline
+    ours = b"llmops.cluster.node" in cmdline and str(spec.folder).encode() in cmdline
     return pid if ours and procs.pid_alive(pid) else 0
 
 
@@ -705,7 +705,7 @@ def log_tail(spec: NodeSpec, lines: int = 8) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmops.node", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m llmops.cluster.node", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("supervise", help="run containerd, kubelet, device plugin and kube-proxy (inside the node's namespaces)")
     p.add_argument("folder", type=Path)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from llmops import environments, paths, render, values_schema
+from llmops import environments, paths
+from llmops.validate import render, values_schema
 
 ENVIRONMENTS = sorted(paths.VALUES_DIR.glob("*.yaml"))
 

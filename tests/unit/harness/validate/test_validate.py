@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops import environments, paths, policy, validate
+from llmops import environments, paths, validate
+from llmops.validate import policy
 
 CORPUS = paths.REPO_ROOT / "tests" / "fixtures" / "invalid-values"
 

@@ -36,7 +36,8 @@ from typing import Any
 
 import yaml
 
-from llmops import node, paths, poll, procs, tools
+from llmops import paths, poll, procs, tools
+from llmops.cluster import node
 from llmops.errors import LlmopsError, ToolError
 
 DEFAULT_NAME = "llmops"
@@ -62,7 +63,7 @@ KWOK_VERSION_MODULE = "sigs.k8s.io/kwok"
 KWOK_NODE_SELECTOR = "kwok.x-k8s.io/node=fake"
 REAL_NODES_ENV = "LLMOPS_REAL_NODES"
 REAL_NODE_READY_TIMEOUT_S = 90.0
-# Images every real node gets at `cluster up` (llmops.images table names).
+# Images every real node gets at `cluster up` (llmops.cluster.images table names).
 NODE_IMAGES = ("pause", "llm-d-inference-sim", "python", "vllm-router")
 
 # The stages kwokctl uses when it is given none (kwok v0.8.0, runtime binary:
@@ -213,7 +214,7 @@ def workloads(objs: Iterable[Any]) -> list[Workload]:
     count (no ``spec.replicas``), the autoscaler's minimum (KEDA
     ``minReplicaCount``, HPA ``minReplicas``), which is what it holds the
     Deployment at without load, not the 1 a bare Deployment gets.
-    ``objs`` are dicts or ``llmops.render.Manifest``.
+    ``objs`` are dicts or ``llmops.validate.render.Manifest``.
     """
     plain = [dict(getattr(o, "obj", o)) for o in objs]
     minimums = _autoscaler_minimums(plain)
@@ -617,7 +618,7 @@ def up(
     """Start cluster NAME (or reuse it when its API already answers) and return its description.
 
     ``real_nodes`` (0 or 1; default ``$LLMOPS_REAL_NODES``, else 1) adds a
-    real containerd/kubelet node (llmops.node) to the local provider's kwok pools.
+    real containerd/kubelet node (llmops.cluster.node) to the local provider's kwok pools.
     """
     say = progress or (lambda _msg: None)
     provider = resolve_provider(provider)
@@ -711,7 +712,7 @@ def real_node_count(requested: int | None) -> int:
 
 
 def _node_images(say: Any) -> list[Path]:
-    from llmops import images
+    from llmops.cluster import images
 
     built = images.build_all(list(NODE_IMAGES), say)
     return [built[n] for n in NODE_IMAGES]
@@ -725,7 +726,7 @@ def _start_real_node(
     With BACKGROUND the others import in a thread; the caller waits on the
     returned future before anyone may start a pod from them.
     """
-    from llmops import images
+    from llmops.cluster import images
 
     say(f"starting the real node {spec.node_name}: netns {spec.netns}, node {spec.node_ip}, pods {spec.pod_cidr}, "
         f"services {spec.service_cidr}")
@@ -759,7 +760,7 @@ def load_images(name: str, image_names: Sequence[str], say: Any = None) -> list[
     kept out of NODE_IMAGES so `cluster up` does not pay for them. Returns
     the references now on the node.
     """
-    from llmops import images
+    from llmops.cluster import images
 
     say = say or (lambda _m: None)
     spec = node.NodeSpec.load(cluster_dir(name) / "node")
@@ -926,7 +927,7 @@ def crd_documents(selection: str = "all") -> list[dict[str, Any]]:
         raise LlmopsError(f"unknown CRD selection {selection!r}; use one of {', '.join(CRD_SELECTIONS)}")
     if selection == "none":
         return []
-    from llmops import crds  # the concerns engineer's pins: [tool.llmops.crds.*]
+    from llmops.validate import crds  # the concerns engineer's pins: [tool.llmops.crds.*]
 
     docs = crds.crd_documents()
     if selection == "charts":

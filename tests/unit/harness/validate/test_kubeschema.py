@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmops import kubeschema
+from llmops.validate import kubeschema
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",

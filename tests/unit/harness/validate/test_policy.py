@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import policy
+from llmops.validate import policy
 from llmops.errors import LlmopsError, ToolError
-from llmops.render import Manifest
+from llmops.validate.render import Manifest
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64

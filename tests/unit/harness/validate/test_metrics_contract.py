@@ -1,10 +1,10 @@
-"""llmops.metrics_contract: the list of metric names and the PromQL name scanner."""
+"""llmops.validate.metrics_contract: the list of metric names and the PromQL name scanner."""
 
 from __future__ import annotations
 
 import pytest
 
-from llmops import metrics_contract as mc
+from llmops.validate import metrics_contract as mc
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""llmops.steadyload: what the upgrade path's streaming client counts as a failure, a resend and a gap.
+"""llmops.loadtest.steadyload: what the upgrade path's streaming client counts as a failure, a resend and a gap.
 
 A real HTTP server (aiohttp.web on 127.0.0.1, port picked by the kernel)
 answers the way a draining router or engine can: a whole stream, a stream
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
-from llmops import steadyload
+from llmops.loadtest import steadyload
 
 
 class _Server:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops import values_schema
+from llmops.validate import values_schema
 
 UMBRELLA_SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",

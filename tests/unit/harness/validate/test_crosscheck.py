@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from llmops.crosscheck import crosscheck, selector_matches
-from llmops.render import Manifest
+from llmops.validate.crosscheck import crosscheck, selector_matches
+from llmops.validate.render import Manifest
 
 LABELS = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "r", "app.kubernetes.io/component": "engine"}
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from llmops import cluster, paths, render, tools
+from llmops import cluster, paths, tools
+from llmops.validate import render
 from llmops.errors import LlmopsError
 
 DEFAULT_RELEASE = "llmops"
@@ -51,7 +52,7 @@ def ensure_namespace(
     """Create or update NAMESPACE with Pod Security labels; ``real_node`` pins its pods to the real node."""
     meta: dict[str, object] = {"name": namespace, "labels": psa_labels(level)}
     if real_node:
-        from llmops import node
+        from llmops.cluster import node
 
         meta["annotations"] = node.namespace_annotations()
     doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}

@@ -536,7 +536,7 @@ def ready_replicas(namespace: str, deployments: Sequence[str]) -> dict[str, int]
     from kubernetes import client
     from kubernetes import config as kconfig
 
-    from llmops.kubeconfig import resolve
+    from llmops.cluster.kubeconfig import resolve
 
     path = resolve()
     if path is None:

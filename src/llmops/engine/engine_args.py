@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops import paths
-from llmops.render import Manifest
+from llmops.validate.render import Manifest
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def vllm_values(values_files: Sequence[str | Path] = (), overlay: Mapping[str, A
     Helm computes them (``render.computed_values``): subchart defaults,
     umbrella defaults, the files and the overlay, coalesced by Helm itself.
     """
-    from llmops import render  # render pulls helm
+    from llmops.validate import render  # render pulls helm
 
     section = render.computed_values(umbrella, values_files, helm=helm, set_values=dict(overlay) if overlay else None)
     vllm = section.get("vllm")
@@ -272,7 +272,8 @@ def check(values_files: Sequence[str | Path], umbrella: str = "llmops-stack", he
     Environments whose engine is not ``vllm`` are skipped (the simulator's
     flags are checked against the pinned simulator in tests/unit/vllm).
     """
-    from llmops import engine, render  # render pulls helm; engine needs the engine venv
+    from llmops import engine  # render pulls helm; engine needs the engine venv
+    from llmops.validate import render
 
     cases: list[tuple[str, dict[str, Any], int, str, list[str]]] = []
     for env in values_files:

@@ -38,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from llmops import crosscheck, paths, render, tools, values_schema
+from llmops import paths, tools
+from llmops.validate import crosscheck, render, values_schema
 from llmops.errors import LlmopsError, ToolError
 from llmops.validate import Target
 
@@ -118,7 +119,7 @@ def load_exceptions(path: Path = EXCEPTIONS_FILE) -> list[PolicyException]:
     """Read the reviewed exceptions; an entry without a reason (or check/resource) is an error."""
     if not path.exists():
         return []
-    from llmops.yamlpos import load
+    from llmops.validate.yamlpos import load
 
     doc = load(path)
     entries = (doc.data or {}).get("exceptions") if isinstance(doc.data, dict) else None

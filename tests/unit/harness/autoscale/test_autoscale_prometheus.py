@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops import render, tools
+from llmops import tools
+from llmops.validate import render
 from llmops.autoscale import prometheus as prom
 from llmops.autoscale.gateway import Gateway
 
