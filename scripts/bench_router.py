@@ -74,6 +74,11 @@ def start_sims(
         env = {**os.environ, "POD_IP": "127.0.0.1"}  # the simulator's KV cache wants to know its address
         with (log_dir / f"sim-{port}.log").open("wb") as fh:
             sims.append(subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env))
+    return wait_started(sims, ports, log_dir)
+
+
+def wait_started(sims: list[subprocess.Popen[bytes]], ports: tuple[int, ...], log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """SIMS once every port answers /health; all stopped and an exit naming LOG_DIR if one does not in 30 s."""
     for port in ports:
         deadline = time.monotonic() + 30
         while True:

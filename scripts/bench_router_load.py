@@ -40,6 +40,8 @@ from pathlib import Path
 from llmops import procs, tools
 from llmops.engine.router import HostRouter, request
 
+from bench_router import stop_all, wait_started  # scripts/ is on sys.path when a script runs  # noqa: E402
+
 ROUTER_PORT, METRICS_PORT = 18310, 18319
 SIM_PORTS = (18311, 18312, 18313, 18314)
 MODEL = "bench"
@@ -106,24 +108,7 @@ def start_sims(log_dir: Path, ports: tuple[int, ...]) -> list[subprocess.Popen[b
                 "--inter-token-latency", "0"]  # fmt: skip
         with (log_dir / f"sim-{port}.log").open("wb") as fh:
             sims.append(subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT))
-    for port in ports:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if request(f"http://127.0.0.1:{port}/health", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                stop_all(sims)
-                raise SystemExit(f"simulator :{port} did not start; see {log_dir}")
-            time.sleep(0.2)
-    return sims
-
-
-def stop_all(ps: list[subprocess.Popen[bytes]]) -> None:
-    for p in ps:
-        procs.stop_process(p, 10)
+    return wait_started(sims, ports, log_dir)
 
 
 def start_router(log_dir: Path, ports: tuple[int, ...], eviction_s: int = EVICTION_S) -> HostRouter:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +36,21 @@ def bin_dir() -> Path:
 
 def tool_path(name: str) -> Path:
     return bin_dir() / name
+
+
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold ``<cache>/locks/NAME.lock`` exclusively: one process at a time across xdist workers and CLI runs.
+
+    An flock, released when the block ends or the process dies (no stale lock
+    to clean up after a kill). The standard library has no cross-process lock
+    and the harness takes no dependency for six lines.
+    """
+    locks = cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -29,7 +29,6 @@ Installer kinds (the ``kind`` field):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -39,7 +38,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -524,13 +523,8 @@ def _needs_install(spec: ToolSpec) -> bool:
     return not _stamp(spec).exists() or not spec.link.exists() or not fresh
 
 
-@contextlib.contextmanager
-def _tool_lock(spec: ToolSpec) -> Iterator[None]:
-    locks = paths.cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"tool-{spec.name}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+def _tool_lock(spec: ToolSpec) -> contextlib.AbstractContextManager[None]:
+    return paths.cache_lock(f"tool-{spec.name}")
 
 
 # Kinds that mostly download and unpack (network and disk, little CPU): they
@@ -607,10 +601,7 @@ def _timing_key(spec: ToolSpec) -> str:
 
 def record_seconds(spec: ToolSpec, seconds: float) -> None:
     """Store how long SPEC's install took in ``<cache>/timings.json`` (the next install's expectation)."""
-    locks = paths.cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / "timings.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with paths.cache_lock("timings"):
         data = _read_timings()
         data[_timing_key(spec)] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         tmp = _timings_file().with_suffix(".tmp")

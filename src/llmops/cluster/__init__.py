@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -1082,16 +1081,8 @@ def pids(name: str = DEFAULT_NAME) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    lock_dir = paths.cache_root() / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / f"cluster-{name}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _lock(name: str) -> contextlib.AbstractContextManager[None]:
+    return paths.cache_lock(f"cluster-{name}")
 
 
 @contextlib.contextmanager

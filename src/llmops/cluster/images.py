@@ -31,7 +31,6 @@ the old one. Builds are reproducible in content (file times set to a fixed
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,7 +39,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,13 +276,8 @@ def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: flo
     return proc.stdout.strip()
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    locks = paths.cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"image-{name}.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+def _lock(name: str) -> contextlib.AbstractContextManager[None]:
+    return paths.cache_lock(f"image-{name}")
 
 
 def _debian_rootfs(recipe: Recipe, out: Path) -> None:

@@ -90,14 +90,7 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             context={"target": args.url or f"release {args.release} -n {args.namespace}"},
         )
-    for line in outcome.lines:
-        print(line)
-    print(f"report: {outcome.report_dir / 'summary.md'}")
-    if not outcome.ok:
-        for breach in outcome.breaches():
-            print(f"SLO breached: {breach}")
-        return 1
-    return 0
+    return _report(outcome)
 
 
 def _run_in_cluster(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -111,6 +104,11 @@ def _run_in_cluster(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         slo_ref=args.slo, load_overrides=overrides, workers=args.workers, seed=args.seed, report_dir=args.report_dir,
         service=args.service,
     )
+    return _report(outcome)
+
+
+def _report(outcome: Any) -> int:
+    """Print a run's summary lines and report path; 1 when an SLO gate failed."""
     for line in outcome.lines:
         print(line)
     print(f"report: {outcome.report_dir / 'summary.md'}")

@@ -7,7 +7,6 @@ test suite that asks for the same render many times pays for it once.
 from __future__ import annotations
 
 import copy as copy_module
-import fcntl
 import hashlib
 import os
 import shutil
@@ -105,11 +104,7 @@ def ensure_dependencies(chart: str | Path, helm: str = "helm3") -> None:
         return
     # pytest-xdist workers (and parallel CLI runs) render at the same time: one
     # rebuilds charts/<chart>/charts while the others wait, then see the stamp.
-    locks = paths.cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    lock_name = hashlib.sha256(str(chart.resolve()).encode()).hexdigest()[:16] + ".lock"
-    with (locks / lock_name).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with paths.cache_lock(hashlib.sha256(str(chart.resolve()).encode()).hexdigest()[:16]):
         if up_to_date():
             return
         _dependency_update(chart, helm)
