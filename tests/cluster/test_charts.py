@@ -303,7 +303,9 @@ def _wait_available(info: cluster.ClusterInfo, namespace: str) -> None:
         bad = []
         for d in _deployments(info, namespace):
             st, want = d.get("status", {}), d["spec"].get("replicas", 1)
-            if (st.get("observedGeneration", 0) < d["metadata"]["generation"]
+            # `replicas` counts the old ReplicaSet's pods too: with minReadySeconds the new pod is
+            # updated and the old one still available for a while, so only this says the rollout ended.
+            if (st.get("observedGeneration", 0) < d["metadata"]["generation"] or st.get("replicas", 0) != want
                     or st.get("updatedReplicas", 0) != want or st.get("availableReplicas", 0) != want):
                 bad.append(f"{d['metadata']['name']} {st.get('availableReplicas', 0)}/{want}")
         return bad
