@@ -266,9 +266,9 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
             _assert_running_in_containers(local_cluster, namespace)
             assert kubelet_started(local_cluster, namespace, "test-chat"), "helm test passed without running its pod"
         else:
-            # On kwok nodes a test pod runs nothing: `helm test` would only
-            # report what a kwok Stage decided. It runs where pods are real
-            # (above); here the hook must at least exist and target the engine.
+            # On kwok nodes a test pod runs nothing, so `helm test` is refused
+            # there. It runs where pods are real (above); here the hook must at
+            # least exist and target the engine.
             hooks = [h for h in yaml.safe_load_all(release.helm("get", "hooks", name, "-n", namespace, helm_bin=helm_bin,
                                                                cluster_name=local_cluster.name)) if h]
             tests = [h for h in hooks if h["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
