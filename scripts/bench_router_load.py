@@ -40,7 +40,7 @@ from pathlib import Path
 from llmops import procs, tools
 from llmops.engine.router import HostRouter, request
 
-from bench_router import stop_all, wait_started  # scripts/ is on sys.path when a script runs  # noqa: E402
+from bench_router import pct, rss_mib, stop_all, wait_started  # scripts/ is on sys.path when a script runs  # noqa: E402
 
 ROUTER_PORT, METRICS_PORT = 18310, 18319
 SIM_PORTS = (18311, 18312, 18313, 18314)
@@ -137,20 +137,6 @@ def locust(log_dir: Path, seconds: float, users: int, *, router: str = "", direc
     wall = time.monotonic() - t0
     data = json.loads(out.read_text())
     return {k: list(v) for k, v in data["ms"].items()}, int(data["failures"]), min(wall, seconds)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def rss_mib(pid: int | None) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def router_counter(router: HostRouter, name: str) -> float:

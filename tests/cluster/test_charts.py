@@ -287,13 +287,19 @@ def test_environment_installs_runs_tests_upgrades_rolls_back_and_uninstalls_clea
         rel.uninstall(timeout=INSTALL_TIMEOUT)
         _assert_nothing_left(local_cluster, namespace, prepared)
     finally:
-        if rel.status() is not None:
-            rel.uninstall(wait=False)
-        cluster.kubectl(local_cluster.name, "delete", "namespace", namespace, "--wait=false")
-        if pvs:
-            cluster.kubectl(local_cluster.name, "delete", "pv", *pvs, "--wait=false")
-        if priority_classes:
-            cluster.kubectl(local_cluster.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
+        remove_release(local_cluster, rel, pvs, priority_classes)
+
+
+def remove_release(info: cluster.ClusterInfo, rel: release.Release, pvs: list[str], priority_classes: list[str]) -> None:
+    """Whatever an environment's install left, gone without waiting: the release, its namespace, the
+    PersistentVolumes and PriorityClasses the test prepared for it (cluster-scoped, so not in the namespace)."""
+    if rel.status() is not None:
+        rel.uninstall(wait=False)
+    cluster.kubectl(info.name, "delete", "namespace", rel.namespace, "--wait=false")
+    if pvs:
+        cluster.kubectl(info.name, "delete", "pv", *pvs, "--wait=false")
+    if priority_classes:
+        cluster.kubectl(info.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
 
 
 def _wait_available(info: cluster.ClusterInfo, namespace: str) -> None:

@@ -59,7 +59,8 @@ from llmops.publish import oci, record, registry, semver, signing
 from .conftest import kubectl_json, wait_until
 # one_environment_at_a_time: releases of shipped environments create cluster-scoped objects (the
 # llm-inference PriorityClass) and fill GPU pools, so they take turns with test_charts' installs.
-from .test_charts import INSTALL_TIMEOUT, UMBRELLA, _bind_volumes, _wait_available, fit, one_environment_at_a_time  # noqa: F401
+from .test_charts import (  # noqa: F401
+    INSTALL_TIMEOUT, UMBRELLA, _bind_volumes, _wait_available, fit, one_environment_at_a_time, remove_release)
 
 OVERLAYS = Path(os.environ.get("LLMOPS_UPGRADE_OVERLAYS", paths.REPO_ROOT / "tests" / "fixtures" / "overlays"))
 HEAD_EXTRA = [Path(p) for p in os.environ.get("LLMOPS_UPGRADE_HEAD_VALUES", "").split(":") if p]
@@ -354,10 +355,4 @@ def test_release_upgrades_to_head_with_its_own_values_and_rolls_back(
         rolled = _claims(local_cluster, name)
         assert {c: rolled.get(c) for c in claims} == claims, "the rollback deleted or replaced a PersistentVolumeClaim"
     finally:
-        if rel.status() is not None:
-            rel.uninstall(wait=False)
-        cluster.kubectl(local_cluster.name, "delete", "namespace", name, "--wait=false")
-        if pvs:
-            cluster.kubectl(local_cluster.name, "delete", "pv", *pvs, "--wait=false")
-        if priority_classes:
-            cluster.kubectl(local_cluster.name, "delete", "priorityclass", *priority_classes, "--ignore-not-found")
+        remove_release(local_cluster, rel, pvs, priority_classes)
