@@ -31,7 +31,7 @@ demo: ## the main job: local cluster, install values/local.yaml, load test, repo
 
 test: ## every test tier (unit, cluster, e2e, engine)
 	@scripts/bootstrap --for all
-	@$(PYTEST) -n $(JOBS) --dist loadgroup tests
+	@$(PYTEST) -n $(JOBS) --dist loadgroup --durations=40 tests
 
 test-unit: ## fast tier: render, schema, policy; no cluster
 	@scripts/bootstrap --for unit
