@@ -46,7 +46,9 @@ def test_real_node_is_a_ready_containerd_node_with_fake_gpus_and_kwok_keeps_its_
     n = _real_node(local_cluster)
     assert n["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert n["status"]["nodeInfo"]["kubeletVersion"] == local_cluster.server_version
-    assert n["status"]["allocatable"][cluster.GPU_RESOURCE] == str(node.FAKE_GPUS)
+    spec = node.NodeSpec.load(cluster.cluster_dir(local_cluster.name) / "node")
+    assert spec is not None
+    assert n["status"]["allocatable"][cluster.GPU_RESOURCE] == str(spec.gpus)
     assert node.REAL_NODE_TAINT["key"] in {t["key"] for t in n["spec"].get("taints", [])}
     assert "kwok.x-k8s.io/node" not in n["metadata"].get("annotations", {})
     # The kubelet lists images in the node status on its status-update period, not at once.

@@ -613,11 +613,16 @@ def up(
     install_crds: bool | str = True,
     progress: Any = None,
     real_nodes: int | None = None,
+    node_gpus: int | None = None,
+    node_gpu_product: str | None = None,
 ) -> ClusterInfo:
     """Start cluster NAME (or reuse it when its API already answers) and return its description.
 
     ``real_nodes`` (0 or 1; default ``$LLMOPS_REAL_NODES``, else 1) adds a
     real containerd/kubelet node (llmops.cluster.node) to the local provider's kwok pools.
+    ``node_gpus`` (default node.FAKE_GPUS) fake GPUs its device plugin
+    advertises; ``node_gpu_product`` gives it GPU feature discovery's labels
+    for that product. A reused cluster keeps its node as it was started.
     """
     say = progress or (lambda _msg: None)
     provider = resolve_provider(provider)
@@ -630,7 +635,11 @@ def up(
         if real and spec is None:
             say(f"note: cluster {name} runs without a real node (started with --real-nodes 0); "
                 f"`llmops cluster down --name {name}` and `up` again to get one")
-        elif real and spec is not None and not node.supervisor_alive(spec):
+        elif real and spec is not None and (node_gpus not in (None, spec.gpus)
+                                            or node_gpu_product not in (None, spec.gpu_product)):
+            say(f"note: the real node of cluster {name} keeps the {spec.gpus} GPUs (product {spec.gpu_product or 'none'}) "
+                f"it was started with; `llmops cluster down --name {name}` and `up` again to change them")
+        if real and spec is not None and not node.supervisor_alive(spec):
             say(f"the real node {spec.node_name} is not running; restarting it")
             node.stop(spec)
             _start_real_node(name, spec, _node_images(say), say)
@@ -639,7 +648,9 @@ def up(
         if cluster_dir(name).exists() or node.netns_exists(f"{name}-node"):
             say(f"removing the leftovers of a stopped cluster {name}")
             down(name)
-        spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name), block=port_block(port_base)) if real else None
+        spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name), block=port_block(port_base),
+                                         gpus=node.FAKE_GPUS if node_gpus is None else node_gpus,
+                                         gpu_product=node_gpu_product or "") if real else None  # fmt: skip
         if spec is not None:
             node.preflight(spec)
             # The images go first: the node's sandbox needs pause, and a cold
@@ -783,9 +794,9 @@ def _wait_real_node(name: str, spec: node.NodeSpec, say: Any) -> None:
         n = json.loads(kubectl(name, "get", "node", spec.node_name, "-o", "json", "--ignore-not-found") or "{}")
         st = n.get("status", {})
         is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", []))
-        return is_ready and st.get("allocatable", {}).get(GPU_RESOURCE) == str(node.FAKE_GPUS)
+        return is_ready and st.get("allocatable", {}).get(GPU_RESOURCE) == str(spec.gpus)
 
-    say(f"waiting for {spec.node_name} to be Ready with {node.FAKE_GPUS} {GPU_RESOURCE} from its device plugin")
+    say(f"waiting for {spec.node_name} to be Ready with {spec.gpus} {GPU_RESOURCE} from its device plugin")
     _wait(f"real node {spec.node_name} Ready with {GPU_RESOURCE}", REAL_NODE_READY_TIMEOUT_S, ready)
 
 

@@ -59,7 +59,10 @@ NODE_LABEL_POOL = "real"
 # there, the pool label): a pod that names an image nobody built here stays
 # on the kwok nodes instead of failing to pull.
 REAL_NODE_TAINT = {"key": "llmops.io/real-node", "value": "true", "effect": "NoSchedule"}
-FAKE_GPUS = 2
+FAKE_GPUS = 2  # default count of fake nvidia.com/gpu the device plugin advertises (cluster up --node-gpus)
+# Every fake GPU pod on the node counts against maxPods (kubelet_config) with the pods that serve it.
+MAX_FAKE_GPUS = 64
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # same label as cluster.GPU_PRODUCT_LABEL (GPU feature discovery's)
 # Admission plugins that pin a namespace's pods to the real node (a namespace
 # annotation each; see namespace_annotations): no chart needs a node selector
 # or toleration of its own to run here.
@@ -80,11 +83,27 @@ class NodeSpec:
     index: int  # the cluster's port block, 0-9: keeps two clusters' subnets apart
     api_port: int
     folder: Path  # <cluster dir>/node
+    gpus: int = FAKE_GPUS  # fake nvidia.com/gpu the device plugin advertises
+    # With a product, the node carries GPU feature discovery's labels (product, count, present), so
+    # pods that select a GPU product (vllm.models[].gpu.product) can run here; "" leaves them off.
+    gpu_product: str = ""
 
     @classmethod
-    def for_cluster(cls, cluster: str, port_base: int, cluster_dir: Path, *, block: int) -> NodeSpec:
+    def for_cluster(cls, cluster: str, port_base: int, cluster_dir: Path, *, block: int, gpus: int = FAKE_GPUS,
+                    gpu_product: str = "") -> NodeSpec:  # fmt: skip
         """BLOCK is the cluster's port block (cluster.port_block): it keeps two clusters' subnets apart."""
-        return cls(cluster, block, port_base, cluster_dir / "node")
+        if not 1 <= gpus <= MAX_FAKE_GPUS:
+            raise LlmopsError(f"the real node's fake GPU count (--node-gpus) must be 1-{MAX_FAKE_GPUS}, not {gpus}")
+        return cls(cluster, block, port_base, cluster_dir / "node", gpus, gpu_product)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The node's labels: its pool, and GPU feature discovery's when it has a GPU product."""
+        labels = {POOL_LABEL: NODE_LABEL_POOL, "llmops.io/real-node": "true"}
+        if self.gpu_product:
+            labels.update({GPU_PRODUCT_LABEL: self.gpu_product, "nvidia.com/gpu.count": str(self.gpus),
+                           "nvidia.com/gpu.present": "true"})  # fmt: skip
+        return labels
 
     # names -----------------------------------------------------------------
     @property
@@ -164,7 +183,8 @@ class NodeSpec:
             raw = json.loads((folder / "node.json").read_text())
         except (OSError, ValueError):
             return None
-        return cls(raw["cluster"], int(raw["index"]), int(raw["api_port"]), Path(raw["folder"]))
+        return cls(raw["cluster"], int(raw["index"]), int(raw["api_port"]), Path(raw["folder"]),
+                   int(raw.get("gpus", FAKE_GPUS)), str(raw.get("gpu_product", "")))  # fmt: skip
 
 
 def namespace_annotations() -> dict[str, str]:
@@ -334,7 +354,8 @@ def kubelet_config(spec: NodeSpec, ca_file: Path) -> dict[str, Any]:
         "resolvConf": str(spec.folder / "resolv.conf"),
         "registerWithTaints": [REAL_NODE_TAINT],
         "failSwapOn": False,
-        "maxPods": 50,
+        # The kubelet's own default; the autoscaling benchmark runs up to 7 models x 8 engine pods here.
+        "maxPods": 110,
         # Images are imported here, never pulled: the kubelet must not collect them.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
@@ -668,7 +689,7 @@ def supervise(folder: Path) -> int:
             "--kubeconfig", str(folder / "kubeconfig"),
             "--hostname-override", spec.node_name,
             "--node-ip", spec.node_ip,
-            "--node-labels", f"{POOL_LABEL}={NODE_LABEL_POOL},llmops.io/real-node=true",
+            "--node-labels", ",".join(f"{k}={v}" for k, v in spec.labels.items()),
         ], spec)  # fmt: skip
         children.append(("kubelet", kubelet))
         children.append(("kube-proxy", _spawn("kube-proxy", [
@@ -679,7 +700,7 @@ def supervise(folder: Path) -> int:
         wait_socket(plugin_dir / "kubelet.sock", START_TIMEOUT_S, "the kubelet", lambda: kubelet.poll() is None)
         children.append(("device-plugin", _spawn("device-plugin", [
             str(tools.require("llmops-device-plugin")), "--resource", "nvidia.com/gpu",
-            "--count", str(FAKE_GPUS), "--socket-dir", str(plugin_dir)], spec)))
+            "--count", str(spec.gpus), "--socket-dir", str(plugin_dir)], spec)))
         while not stopping:
             for name, child in children:
                 if child.poll() is not None:

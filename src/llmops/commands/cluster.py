@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from llmops import cluster
+from llmops.cluster import node
 
 
 def register(sub: Any) -> None:
@@ -36,6 +37,13 @@ def register(sub: Any) -> None:
     p_up.add_argument("--real-nodes", type=int, choices=[0, 1], default=None,
                       help="local provider: add a real containerd/kubelet node (1, default; env "
                            f"{cluster.REAL_NODES_ENV}) or only kwok nodes (0)")
+    p_up.add_argument("--node-gpus", type=int, default=None, metavar="N",
+                      help=f"fake {cluster.GPU_RESOURCE} the real node advertises (default {node.FAKE_GPUS}; "
+                           f"1-{node.MAX_FAKE_GPUS}); a running cluster keeps its node as it was started")
+    p_up.add_argument("--node-gpu-product", default=None, metavar="PRODUCT",
+                      help=f"give the real node GPU feature discovery's labels ({cluster.GPU_PRODUCT_LABEL}=PRODUCT, "
+                           "nvidia.com/gpu.count, nvidia.com/gpu.present) so pods that select a GPU product run there "
+                           f"(e.g. {cluster.H100_PRODUCT}; default: no product labels)")
     p_up.set_defaults(func=_up)
 
     p_down = csub.add_parser("down", help="stop the cluster and remove all its files")
@@ -50,7 +58,8 @@ def register(sub: Any) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     info = cluster.up(args.name, args.provider, port_base=args.port_base, install_crds=args.crds,
-                      progress=lambda m: print(m, flush=True), real_nodes=args.real_nodes)
+                      progress=lambda m: print(m, flush=True), real_nodes=args.real_nodes,
+                      node_gpus=args.node_gpus, node_gpu_product=args.node_gpu_product)
     _print(info)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in info.timings.items())
     print(f"\nready in {info.timings.get('total_s', 0):.1f}s ({timings})")

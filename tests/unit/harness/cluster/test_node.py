@@ -49,6 +49,32 @@ def test_spec_round_trips_through_its_file_so_down_finds_a_killed_node(tmp_path:
     assert node.NodeSpec.load(tmp_path / "nothing") is None
 
 
+def test_gpu_count_and_product_round_trip_and_a_spec_file_without_them_gets_the_defaults(tmp_path: Path) -> None:
+    s = node.NodeSpec.for_cluster("g", 16030, tmp_path / "g", block=3, gpus=6, gpu_product=cluster.H100_PRODUCT)
+    s.save()
+    assert node.NodeSpec.load(s.folder) == s
+    raw = json.loads(s.spec_file.read_text())
+    del raw["gpus"], raw["gpu_product"]  # written before the node had them
+    s.spec_file.write_text(json.dumps(raw))
+    old = node.NodeSpec.load(s.folder)
+    assert old is not None and (old.gpus, old.gpu_product) == (node.FAKE_GPUS, "")
+
+
+def test_node_gets_gpu_feature_discovery_labels_only_with_a_product(tmp_path: Path) -> None:
+    plain = _spec(tmp_path)
+    assert plain.labels == {node.POOL_LABEL: node.NODE_LABEL_POOL, "llmops.io/real-node": "true"}
+    h100 = node.NodeSpec.for_cluster("h", 16030, tmp_path / "h", block=3, gpus=6, gpu_product=cluster.H100_PRODUCT)
+    assert h100.labels[cluster.GPU_PRODUCT_LABEL] == cluster.H100_PRODUCT
+    assert h100.labels["nvidia.com/gpu.count"] == "6" and h100.labels["nvidia.com/gpu.present"] == "true"
+    assert h100.labels[node.POOL_LABEL] == node.NODE_LABEL_POOL
+
+
+@pytest.mark.parametrize("gpus", [0, -1, node.MAX_FAKE_GPUS + 1])
+def test_a_gpu_count_outside_the_device_plugins_range_is_refused_naming_the_flag(tmp_path: Path, gpus: int) -> None:
+    with pytest.raises(LlmopsError, match="--node-gpus"):
+        node.NodeSpec.for_cluster("g", 16030, tmp_path / "g", block=3, gpus=gpus)
+
+
 def test_kubelet_config_carries_the_facts_this_machine_needs(tmp_path: Path) -> None:
     s = _spec(tmp_path)
     cfg = node.kubelet_config(s, tmp_path / "ca.crt")
