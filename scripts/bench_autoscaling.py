@@ -25,6 +25,14 @@ controller-manager's 15 s sync phase within a repetition; the spike starts
 a random 0-30 s after the stack settles, so the repetitions sample the
 polling and sync phases instead of hitting the same one each time.
 
+The engines are the chart's simulator pods on the local cluster's real
+node (one fake GPU each, so the node gets variants x max-replicas of them);
+the warm variants take their load through the chart's vLLM Router, the
+``-zero`` variants and ``demand-warm`` through a holding gateway each (the
+router cannot hold requests at zero replicas and exports no per-model
+arrival counter; the gateway is a stand-in for the component the product
+lacks, issue #14).
+
 Each repetition runs on a fresh stack (cluster included): after a helm
 uninstall/install with the same names, the new HPA came up at the previous
 run's replica count ("ScaleDownStabilized" with every metric at 0). Prints
@@ -39,7 +47,6 @@ offered load) and writes ``timeline-<variant>-<rep>.jsonl``,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import random
@@ -52,12 +59,15 @@ from typing import Any
 
 from llmops import cluster, paths
 from llmops.autoscale import scenarios
+from llmops.cluster import node
 from llmops.autoscale.stack import (CLUSTER_PORT_BASE, PROMETHEUS_PORT, AutoscaleStack, ModelSpec, Recorder, StackConfig,
                                     demand_query)
 
 NAMESPACE = "autoscale-bench"
 # the chart's tuning plus its opt-in demand trigger (arrivals at the model's gateway), warm only
 VARIANTS = ("chart-warm", "demand-warm", "keda-warm", "stock-warm", "chart-zero", "keda-zero", "stock-zero")
+# Behind a holding gateway: the variants that start at zero, and demand-warm (its trigger reads the gateway's arrivals).
+GATEWAY_VARIANTS = tuple(v for v in VARIANTS if v.endswith("-zero") or v.startswith("demand"))
 STOCK_SCRAPE = "30s"  # prometheus-operator's default scrape interval
 TTFT_S, ITL_S, MEAN_OUTPUT_TOKENS = 0.05, 0.03, 64  # simulator latencies; the spike profile's mean output
 SERVICE_S = TTFT_S + MEAN_OUTPUT_TOKENS * ITL_S  # mean seconds one request holds a sequence slot
@@ -106,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                                        prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}",
                                        ttft=f"{TTFT_S * 1000:.0f}ms", itl=f"{ITL_S * 1000:.0f}ms")  # fmt: skip
     need = min(replicas_needed(args.rate, args.max_num_seqs), args.max_replicas)
-    # enough simulated H100s (8 per node) for every variant at its maximum
-    h100 = math.ceil(len(VARIANTS) * args.max_replicas / 8)
-    pools = tuple(dataclasses.replace(p, count=h100) if p.name == "gpu-h100" else p for p in cluster.DEFAULT_POOLS)
+    # one fake GPU on the real node per engine pod, every variant at its maximum
+    gpus = len(VARIANTS) * args.max_replicas
+    if not 1 <= gpus <= node.MAX_FAKE_GPUS:
+        ap.error(f"{len(VARIANTS)} variants x --max-replicas {args.max_replicas} = {gpus} engine pods; the real node "
+                 f"holds at most {node.MAX_FAKE_GPUS} fake GPUs")
     out = args.report_dir
     if args.plot_only:
         return replot(out)
@@ -120,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.reps):
         # A fresh cluster per repetition: a reinstalled release (same HPA names) was seen to
         # inherit the previous run's replicas (ScaleDownStabilized with every metric at 0).
-        cfg = StackConfig(models, values, out / "work", namespace=NAMESPACE, pools=pools,
+        cfg = StackConfig(models, values, out / "work", namespace=NAMESPACE, gateway_models=GATEWAY_VARIANTS,
+                          node_gpus=gpus, node_gpu_product=scenarios.GPU_PRODUCT,
                           scrape_intervals={v: STOCK_SCRAPE for v in VARIANTS if v.startswith("stock")})  # fmt: skip
         with AutoscaleStack(cfg, progress=lambda m: print(f"  [stack] {m}", flush=True)) as stack:
             print(f"rep {rep}: stack up ({stack.timings}); scrape: {stack.monitor_source}", flush=True)
@@ -132,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rep {rep}: spike in {offset:.1f}s (random phase offset)", flush=True)
             time.sleep(offset)
             recorders = {v: Recorder(stack, v).start() for v in VARIANTS}
-            targets = {stack.gateways[v].model: [stack.gateways[v].url] for v in VARIANTS}
+            targets = {stack.targets[v].served_name: [stack.url(v)] for v in VARIANTS}
             # Open loop, so one model's latency (e.g. requests held at zero replicas) does not
             # change the others' load; nothing before the spike, which would wake the zero variants.
             load = {"shape": "spike", "unit": "rate", "base": 0, "peak": args.rate * len(VARIANTS), "at": "1s",

@@ -1,16 +1,25 @@
-"""A loopback HTTP gateway that spreads requests over the live engine replicas.
+"""A loopback HTTP gateway that holds a model's requests while it has no replica.
 
-On the local cluster Services do not route, so this plays the part of the
-ingress/Service in front of one model: every request goes to the replica
-with the fewest requests in flight (ties: round robin), one request per
-backend connection, so a replica added by the autoscaler takes load from
-the very next request. While a model has no replica at all the gateway
-*holds* requests (like Knative's activator or the KEDA HTTP add-on's
-interceptor) for up to ``hold_timeout`` seconds instead of failing them;
-the number of held requests is exported on ``/metrics`` as
-``llmops_gateway_requests_pending`` -- the series that exists while zero
-engine pods run, which scale-from-zero activation needs (vLLM's own metrics
-vanish with the last pod).
+A stand-in for the holding component the product still lacks (issue #14):
+the chart's front door, the vLLM Router, cannot hold a request for a model
+that has zero workers -- it answers at once (404 for a model it has no
+worker of in its multi-model mode, 503 "No available workers" otherwise;
+see docs/autoscaling.md). Scale from zero needs something that keeps the
+request and exports a series while no engine pod exists, like Knative's
+activator or the KEDA HTTP add-on's interceptor. This gateway does that
+for the autoscaling e2e's scale-from-zero model (and the benchmark's
+models that start at zero): it *holds* requests for up to ``hold_timeout``
+seconds while the model has no Ready pod, exports the number it holds and
+forwards on ``/gateway/metrics`` (``llmops_gateway_requests_pending``,
+``..._in_flight``, ``..._total``) -- the series that exists while zero
+engine pods run, which scale-from-zero activation needs (vLLM's own
+metrics vanish with the last pod) -- and sends each request to the Ready
+pod with the fewest requests in flight (ties: round robin), one request per
+backend connection.
+
+The backends are the real engine pods on the local cluster's real node, by
+pod IP: :class:`ReadyPods` reads the model's Ready pods from the API server
+(as a Service's endpoints would list them) and hands them to the gateway.
 
 Responses are relayed byte for byte (SSE streams included) and the client
 connection is closed after each response (``Connection: close``), which
@@ -21,15 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client  # type: ignore[import-untyped]
 
 from llmops.errors import LlmopsError
 
 MAX_HEAD_BYTES = 64 * 1024
 DEFAULT_HOLD_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
+POD_POLL_INTERVAL_S = 0.25
 
 
 @dataclass
@@ -88,7 +103,7 @@ class Gateway:
         self.stop()
 
     def set_backends(self, backends: Sequence[tuple[str, int]]) -> None:
-        """Replace the replica list (e.g. from the replica reconciler); wakes held requests."""
+        """Replace the replica list (e.g. from :class:`ReadyPods`); wakes held requests."""
         loop = self._loop
         if loop is None:
             raise LlmopsError("gateway is not running; call start() first")
@@ -278,3 +293,65 @@ def _rewrite_head(head: bytes, backend: tuple[str, int]) -> bytes:
     kept = [ln for ln in lines[1:] if ln and ln.split(":", 1)[0].strip().lower() not in {"connection", "host", "keep-alive"}]
     out = [lines[0], f"Host: {backend[0]}:{backend[1]}", *kept, "Connection: close", "", ""]
     return "\r\n".join(out).encode("latin-1")
+
+
+def ready_pod_addresses(pods: Sequence[Mapping[str, Any]], port_name: str = "http") -> list[tuple[str, int]]:
+    """(pod IP, container port named PORT_NAME) of each Ready pod that is not being deleted, sorted."""
+    out = []
+    for pod in pods:
+        meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+        if meta.get("deletionTimestamp") or not status.get("podIP"):
+            continue
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            continue
+        ports = [p for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("name") == port_name]
+        if ports:
+            out.append((str(status["podIP"]), int(ports[0]["containerPort"])))
+    return sorted(out)
+
+
+@dataclass
+class ReadyPods:
+    """Keeps a gateway's backends equal to the Ready pods that SELECTOR matches, polled from the API server.
+
+    What a Service's endpoints controller does for kube-proxy, for one
+    gateway: a pod joins when it turns Ready and leaves when it stops being
+    Ready or is deleted (its in-flight requests finish on it).
+    """
+
+    api: client.ApiClient
+    namespace: str
+    selector: Mapping[str, str]
+    gateway: Gateway
+    port_name: str = "http"
+    interval: float = POD_POLL_INTERVAL_S
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ReadyPods:
+        self.poll_once()
+        self._thread = threading.Thread(target=self._loop, name=f"ready-pods-{self.gateway.model}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def poll_once(self) -> list[tuple[str, int]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(self.selector.items()))
+        resp = client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector,
+                                                               _preload_content=False)  # fmt: skip
+        backends = ready_pod_addresses(json.loads(resp.data)["items"], self.port_name)
+        if backends != self.gateway.backends:
+            self.gateway.set_backends(backends)
+        return backends
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - keep following; surfaced through .errors
+                self.errors.append(f"{time.strftime('%H:%M:%S')} {exc}")

@@ -1,17 +1,26 @@
-"""A real Prometheus server on loopback, scraping what a ServiceMonitor would select.
+"""A real Prometheus server on loopback, scraping what a ServiceMonitor selects.
 
 The observability chart renders a ServiceMonitor (prometheus-operator) for
 the engine Services; in a cluster the operator turns it into a scrape job
-with Kubernetes endpoints discovery. Here the engine pods are kwok pods
-whose "containers" are host processes, so the discovery is replaced by a
-file (``file_sd``) that the replica reconciler rewrites with one entry per
-simulator, carrying the ``__meta_kubernetes_*`` labels Kubernetes discovery
-would have given it (read from the real Service and Pod objects). The
-relabeling is the operator's own recipe (keep by Service selector and port
-name, then namespace/service/pod/container/endpoint/job) followed by the
-ServiceMonitor's ``relabelings`` and ``metricRelabelings`` unchanged, so
-series get exactly the labels the ScaledObject's PromQL expects -- and a
-ServiceMonitor that would not select the engines here selects nothing.
+with Kubernetes endpoints discovery. Here Prometheus runs on the host, and
+Debian's build (the pinned one) ships without Kubernetes discovery (only
+``file_sd`` and friends), so the harness does both parts:
+
+- :class:`KubernetesDiscovery` reads the Services, EndpointSlices and Pods
+  of the monitored namespaces from the API server once a second and writes
+  a ``file_sd`` file with one target per endpoint address and port, carrying
+  the ``__meta_kubernetes_*`` labels Prometheus' ``endpoints`` role would
+  give it (:func:`endpoint_targets`, :func:`discovery_labels`);
+- :func:`scrape_configs_for_monitor` turns the ServiceMonitor into jobs over
+  that file with the operator's relabeling recipe (keep by Service selector
+  and port name, then namespace/service/pod/container/endpoint/job) followed
+  by the monitor's ``relabelings`` and ``metricRelabelings`` unchanged, so
+  series get exactly the labels the ScaledObject's PromQL expects -- and a
+  ServiceMonitor that would not select the engines here selects nothing.
+
+The targets are the engine pods' own addresses on the real node, which the
+host reaches through the node's veth (``llmops.cluster.node``: the host
+routes the pod range there).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import copy
 import json
 import re
 import subprocess
+import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -34,6 +45,7 @@ from llmops.errors import LlmopsError
 from llmops.loadtest import shapes
 
 READY_TIMEOUT_S = 30.0
+DISCOVERY_INTERVAL_S = 1.0
 STOP_TIMEOUT_S = 10.0
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -81,7 +93,7 @@ def _selector_rules(selector: Mapping[str, Any], prefix: str) -> list[dict[str, 
 
 
 def scrape_configs_for_monitor(monitor: Mapping[str, Any], sd_file: Path) -> list[dict[str, Any]]:
-    """Prometheus scrape jobs for one ServiceMonitor or PodMonitor, fed from SD_FILE."""
+    """Prometheus scrape jobs for one ServiceMonitor or PodMonitor, fed from SD_FILE (see KubernetesDiscovery)."""
     kind = monitor.get("kind")
     meta, spec = monitor["metadata"], monitor["spec"]
     namespace = meta.get("namespace", "default")
@@ -132,39 +144,134 @@ def scrape_configs_for_monitor(monitor: Mapping[str, Any], sd_file: Path) -> lis
             "scrape_interval": _duration(ep.get("interval"), "30s"),
             "scrape_timeout": _duration(ep.get("scrapeTimeout"), "10s"),
             "metrics_path": ep.get("path", "/metrics"),
-            "scheme": "http",  # every simulator serves plain HTTP on loopback
-            "file_sd_configs": [{"files": [str(sd_file)], "refresh_interval": "5s"}],
+            "scheme": "http",  # the engines serve plain HTTP (no TLS config in the chart's monitor)
             "relabel_configs": relabels,
         }
+        job["file_sd_configs"] = [{"files": [str(sd_file)], "refresh_interval": "5s"}]
         if ep.get("metricRelabelings"):
             job["metric_relabel_configs"] = [_relabel(r) for r in ep["metricRelabelings"]]
         jobs.append(job)
     return jobs
 
 
-def discovery_labels(service: Mapping[str, Any] | None, pod: Mapping[str, Any], container: str, port_name: str) -> dict[str, str]:
-    """The ``__meta_kubernetes_*`` labels endpoints discovery gives one pod behind SERVICE."""
-    pmeta = pod["metadata"]
-    labels = {
-        "__meta_kubernetes_namespace": pmeta["namespace"],
-        "__meta_kubernetes_pod_name": pmeta["name"],
-        "__meta_kubernetes_pod_container_name": container,
-        "__meta_kubernetes_pod_container_port_name": port_name,
-        "__meta_kubernetes_pod_ready": "true",
-        "__meta_kubernetes_pod_node_name": (pod.get("spec") or {}).get("nodeName", ""),
-        "__meta_kubernetes_endpoint_port_name": port_name,
-        "__meta_kubernetes_endpoint_ready": "true",
-    }
-    for key, value in (pmeta.get("labels") or {}).items():
-        labels[f"__meta_kubernetes_pod_label_{sanitize(key)}"] = str(value)
-        labels[f"__meta_kubernetes_pod_labelpresent_{sanitize(key)}"] = "true"
+def discovery_labels(service: Mapping[str, Any] | None, pod: Mapping[str, Any] | None, container: str, port_name: str,
+                     *, ready: bool = True) -> dict[str, str]:  # fmt: skip
+    """The ``__meta_kubernetes_*`` labels endpoints discovery gives one address of POD behind SERVICE."""
+    flag = "true" if ready else "false"
+    labels = {"__meta_kubernetes_endpoint_port_name": port_name, "__meta_kubernetes_endpoint_ready": flag}
+    if pod is not None:
+        pmeta = pod["metadata"]
+        conds = (pod.get("status") or {}).get("conditions") or []
+        pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+        labels.update({
+            "__meta_kubernetes_namespace": pmeta["namespace"],
+            "__meta_kubernetes_pod_name": pmeta["name"],
+            "__meta_kubernetes_pod_container_name": container,
+            "__meta_kubernetes_pod_container_port_name": port_name,
+            "__meta_kubernetes_pod_ready": "true" if pod_ready else "false",
+            "__meta_kubernetes_pod_node_name": (pod.get("spec") or {}).get("nodeName", ""),
+            "__meta_kubernetes_endpoint_address_target_kind": "Pod",
+            "__meta_kubernetes_endpoint_address_target_name": pmeta["name"],
+        })  # fmt: skip
+        for key, value in (pmeta.get("labels") or {}).items():
+            labels[f"__meta_kubernetes_pod_label_{sanitize(key)}"] = str(value)
+            labels[f"__meta_kubernetes_pod_labelpresent_{sanitize(key)}"] = "true"
     if service is not None:
         smeta = service["metadata"]
+        labels["__meta_kubernetes_namespace"] = smeta["namespace"]
         labels["__meta_kubernetes_service_name"] = smeta["name"]
         for key, value in (smeta.get("labels") or {}).items():
             labels[f"__meta_kubernetes_service_label_{sanitize(key)}"] = str(value)
             labels[f"__meta_kubernetes_service_labelpresent_{sanitize(key)}"] = "true"
     return labels
+
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # an EndpointSlice's Service
+
+
+def endpoint_targets(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]],
+                     pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, str]]]:  # fmt: skip
+    """(address:port, discovery labels) of every endpoint address and port of every Service, as Prometheus' endpoints role sees them.
+
+    Built from the Services' EndpointSlices (what the endpoints controller
+    mirrors into Endpoints); not-ready addresses are kept with
+    ``__meta_kubernetes_endpoint_ready="false"``, as Prometheus does.
+    """
+    by_service = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
+    by_pod = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+    out: list[tuple[str, dict[str, str]]] = []
+    for sl in slices:
+        meta = sl["metadata"]
+        service = by_service.get((meta["namespace"], (meta.get("labels") or {}).get(SERVICE_NAME_LABEL, "")))
+        if service is None:
+            continue
+        for ep in sl.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            pod = by_pod.get((meta["namespace"], ref.get("name", ""))) if ref.get("kind") == "Pod" else None
+            ready = (ep.get("conditions") or {}).get("ready") is not False
+            for port in sl.get("ports") or []:
+                container = _container_for(pod, int(port.get("port", 0)))
+                labels = discovery_labels(service, pod, container, str(port.get("name", "")), ready=ready)
+                for address in ep.get("addresses") or []:
+                    out.append((f"{address}:{port['port']}", labels))
+    return sorted(out, key=lambda t: (t[0], sorted(t[1].items())))
+
+
+def _container_for(pod: Mapping[str, Any] | None, port: int) -> str:
+    """The name of POD's container that exposes PORT ("" when none does)."""
+    for c in ((pod or {}).get("spec") or {}).get("containers") or []:
+        if any(int(p.get("containerPort", 0)) == port for p in c.get("ports") or []):
+            return str(c.get("name", ""))
+    return ""
+
+
+@dataclass
+class KubernetesDiscovery:
+    """Keeps SD_FILE equal to the endpoint targets of NAMESPACES, polled from the API server."""
+
+    api: Any  # kubernetes.client.ApiClient
+    namespaces: Sequence[str]
+    sd_file: Path
+    interval: float = DISCOVERY_INTERVAL_S
+    errors: list[str] = field(default_factory=list)
+    _last: list[tuple[str, dict[str, str]]] | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> KubernetesDiscovery:
+        self.poll_once()
+        self._thread = threading.Thread(target=self._loop, name="prometheus-k8s-discovery", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def poll_once(self) -> list[tuple[str, dict[str, str]]]:
+        from kubernetes import client  # type: ignore[import-untyped]
+
+        core, disco = client.CoreV1Api(self.api), client.DiscoveryV1Api(self.api)
+        services: list[dict[str, Any]] = []
+        slices: list[dict[str, Any]] = []
+        pods: list[dict[str, Any]] = []
+        for ns in self.namespaces:
+            for out, call in ((services, core.list_namespaced_service), (slices, disco.list_namespaced_endpoint_slice),
+                              (pods, core.list_namespaced_pod)):  # fmt: skip
+                out.extend(json.loads(call(ns, _preload_content=False).data)["items"])
+        targets = endpoint_targets(services, slices, pods)
+        if targets != self._last:
+            write_sd_file(self.sd_file, targets)
+            self._last = targets
+        return targets
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - keep discovering; surfaced through .errors
+                self.errors.append(f"{time.strftime('%H:%M:%S')} {exc}")
 
 
 def write_sd_file(path: Path, groups: Sequence[tuple[str, Mapping[str, str]]]) -> None:

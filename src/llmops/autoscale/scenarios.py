@@ -1,6 +1,7 @@
 """Autoscaling runs shared by the e2e tests and ``scripts/bench_autoscaling.py``.
 
-A run drives load through a model's gateway with the Locust harness
+A run drives load through a model's front door (the chart's router, or the
+holding gateway of a model that scales from zero) with the Locust harness
 (``llmops.loadtest``) while a :class:`~llmops.autoscale.stack.Recorder`
 samples queue length, desired and ready replicas; :func:`analyze` turns
 the samples into the figures the issue asks for (spike start -> scale-out
@@ -18,10 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from llmops import cluster, paths
 from llmops.autoscale.stack import AutoscaleStack, ModelSpec, Recorder, Sample, activation_query, read_samples, write_samples
 from llmops.loadtest import harness
 
-GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"  # the product label of llmops.cluster's simulated GPU pool
+# The product the engines select (vllm.models[].gpu.product); the stack's real node carries its label.
+GPU_PRODUCT = cluster.H100_PRODUCT
+# Each engine pod is one small Go process: the "micro" preset leaves the 2-core real node room for
+# the router and every engine of the run at its maximum (the default "small" reserves 250m each).
+ENGINE_PRESET = "micro"
 
 # What KEDA does when a ScaledObject sets nothing: 30 s polling, 300 s cooldown,
 # and no `advanced.horizontalPodAutoscalerConfig.behavior`, i.e. the HPA's own
@@ -48,14 +56,19 @@ def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Ma
     """
     vllm_models = [
         {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs, "replicas": None,
-         "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT}}
+         "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT},
+         "resourcesPreset": ENGINE_PRESET}
         for m in models
     ]  # fmt: skip
+    images = local_images()
     return {
         "global": {"monitoring": {"enabled": True}},
         # No DCGM exporter in this stack: alerts on its series could never fire (the chart refuses them).
         "observability": {"rules": {"gpuXid": {"enabled": False}, "gpuEcc": {"enabled": False}}},
-        "vllm": {"models": vllm_models, "simulator": {"timeToFirstToken": ttft, "interTokenLatency": itl}},
+        "vllm": {"models": vllm_models,
+                 "simulator": {"image": images["simulator"], "timeToFirstToken": ttft, "interTokenLatency": itl},
+                 "tests": {"image": images["tests"]}},
+        "router": {"enabled": True},
         "autoscaling": {
             "enabled": True,
             "prometheus": {"serverAddress": prometheus_url},
@@ -64,8 +77,14 @@ def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Ma
     }
 
 
+def local_images() -> dict[str, dict[str, Any]]:
+    """The simulator and test images as values/local.yaml names them (built here, imported into the real node)."""
+    local = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
+    return {"simulator": dict(local["vllm"]["simulator"]["image"]), "tests": dict(local["vllm"]["tests"]["image"])}
+
+
 def scale_to_zero(namespace: str, model: str, **extra: Any) -> dict[str, Any]:
-    """Overrides for a model that idles at zero and wakes on its gateway's traffic."""
+    """Overrides for a model that idles at zero and wakes on its holding gateway's traffic (StackConfig.gateway_models)."""
     return {
         "minReplicas": 0,
         "scaleToZero": {"activationQuery": activation_query(namespace, model), "activationThreshold": 0},
@@ -207,14 +226,14 @@ def plot(path: Path, runs: Sequence[tuple[str, Sequence[Sample], float, float]],
 
 def run_spike(stack: AutoscaleStack, model: str, out_dir: Path, *, base: int, peak: int, at: float, length: float,
               tail: float, settle_timeout: float = 0.0, label: str = "") -> tuple[Figures, list[Sample], harness.Outcome]:  # fmt: skip
-    """Locust spike through MODEL's gateway; record until TAIL seconds after it (and until desired is back, within settle_timeout)."""
+    """Locust spike through MODEL's front door; record until TAIL seconds after it (and until desired is back, within settle_timeout)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     duration = at + length + tail
-    served = stack.gateways[model].model
+    served = stack.targets[model].served_name
     load = {"shape": "spike", "base": base, "peak": peak, "at": f"{at}s", "length": f"{length}s", "duration": f"{duration}s"}
     rec = Recorder(stack, model).start()
     try:
-        run = LoadRun({served: [stack.gateways[model].url]}, load, out_dir / "locust").start()
+        run = LoadRun({served: [stack.url(model)]}, load, out_dir / "locust").start()
         outcome = run.join(duration + 120)
         # Locust needs a few seconds to boot: the spike starts `at` after its first request.
         first = first_request_offset(rec, run)

@@ -3,20 +3,31 @@
 ``with AutoscaleStack(config) as stack:`` gives
 
 1. a local cluster (``llmops.cluster``; its own name and port block so the
-   cluster-wide APIService never disturbs other tiers' clusters) with the
-   KEDA CRDs of the exact KEDA version that runs;
-2. the umbrella chart installed with the run's values (real Helm, real
-   admission: ScaledObjects, Deployments, Services as users get them);
-3. one :class:`~llmops.autoscale.gateway.Gateway` per model on loopback;
-4. Prometheus scraping the engines through the chart's ServiceMonitor (or an
-   equivalent one when the observability chart renders none) and the gateway;
-5. the replica reconciler (one simulator per Ready pod);
+   cluster-wide APIService never disturbs other tiers' clusters) with its
+   real node (containerd + kubelet, fake GPUs from a device plugin, GPU
+   product labels) and the KEDA CRDs of the exact KEDA version that runs;
+2. the umbrella chart installed with the run's values into a namespace
+   pinned to the real node (real Helm, real admission, real pods: the
+   simulator engines and the vLLM Router run as containers, so a replica
+   KEDA adds is real capacity);
+3. the chart's router reached from the host through its Service (kube-proxy
+   on the node), the front door for load;
+4. for models that scale from zero, a holding
+   :class:`~llmops.autoscale.gateway.Gateway` on loopback in front of their
+   Ready pods (the router cannot hold requests; issue #14);
+5. Prometheus scraping the engine pods through the chart's ServiceMonitor
+   (their endpoints read from the API server into ``file_sd``, relabelled as
+   the operator would; pod IPs are reached through the node's veth) and the
+   gateways;
 6. the KEDA operator and metrics adapter on the host, registered as the
    cluster's external metrics API.
 
-Ports (this area's range, 18200-18299): gateways 18200-18209, Prometheus
-18210, KEDA adapter 18211 (+ its metrics 18212), operator gRPC 18213,
-operator metrics/health 18214/18215, simulators 18220-18299.
+Ports: ``$LLMOPS_AUTOSCALE_PORT_BASE`` (default 18200) + 0-9 gateways, +10
+Prometheus, +11 KEDA adapter (+12 its metrics), +13 operator gRPC, +14/+15
+operator metrics/health, +16/+17 the unit tests' Prometheus servers. The
+cluster: ``$LLMOPS_AUTOSCALE_CLUSTER`` (default llmops-autoscale) on the
+port block ``$LLMOPS_AUTOSCALE_CLUSTER_PORT_BASE`` (default 16090), which
+also picks its real node's subnets.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import os
 import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,24 +50,65 @@ from kubernetes import client, config as kconfig  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 
 from llmops import cluster, paths, poll
-from llmops.cluster import endpoints, release
+from llmops.cluster import node, release
 from llmops.validate import render
 from llmops.autoscale import keda
 from llmops.autoscale import prometheus as prom
-from llmops.autoscale.gateway import Gateway
-from llmops.autoscale.replicas import ModelTarget, ReplicaReconciler
+from llmops.autoscale.gateway import Gateway, ReadyPods
 from llmops.errors import LlmopsError
 from llmops.loadtest import shapes
 
 CLUSTER_NAME = os.environ.get("LLMOPS_AUTOSCALE_CLUSTER", "llmops-autoscale")
 # The cluster area's last port block; `llmops.cluster` owns 16000-16099 and hands out blocks of 10.
 CLUSTER_PORT_BASE = int(os.environ.get("LLMOPS_AUTOSCALE_CLUSTER_PORT_BASE", "16090"))
-GATEWAY_PORTS = range(18200, 18210)
-PROMETHEUS_PORT = 18210
-KEDA_PORTS = keda.KedaPorts(adapter=18211, adapter_metrics=18212, grpc=18213, operator_metrics=18214, operator_health=18215)
-SIMULATOR_PORTS = range(18220, 18300)
+PORT_BASE_ENV = "LLMOPS_AUTOSCALE_PORT_BASE"
+
+
+@dataclass(frozen=True)
+class AreaPorts:
+    """This area's 100 loopback ports, from one base (two stacks side by side need two bases)."""
+
+    base: int
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.base <= 65535 - 99:
+            raise LlmopsError(f"${PORT_BASE_ENV}={self.base}: the autoscaling area needs 100 ports from 1024-65535")
+
+    @property
+    def gateways(self) -> range:
+        return range(self.base, self.base + 10)
+
+    @property
+    def prometheus(self) -> int:
+        return self.base + 10
+
+    @property
+    def keda(self) -> keda.KedaPorts:
+        b = self.base
+        return keda.KedaPorts(adapter=b + 11, adapter_metrics=b + 12, grpc=b + 13, operator_metrics=b + 14,
+                              operator_health=b + 15)  # fmt: skip
+
+    @property
+    def unit_prometheus(self) -> range:
+        """Ports the unit tests' own Prometheus servers use (never the stack's)."""
+        return range(self.base + 16, self.base + 18)
+
+
+def _port_base() -> int:
+    raw = os.environ.get(PORT_BASE_ENV, "18200")
+    try:
+        return int(raw)
+    except ValueError:
+        raise LlmopsError(f"${PORT_BASE_ENV}={raw!r} is not a port number") from None
+
+
+PORTS = AreaPorts(_port_base())
+GATEWAY_PORTS = PORTS.gateways
+PROMETHEUS_PORT = PORTS.prometheus
+KEDA_PORTS = PORTS.keda
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
 LOCK_TIMEOUT_S = 1800.0
+ROUTER_READY_TIMEOUT_S = 120.0
 GATEWAY_METRIC = "llmops_gateway_requests_in_flight"
 GATEWAY_REQUESTS = "llmops_gateway_requests_total"
 
@@ -64,17 +117,22 @@ GATEWAY_REQUESTS = "llmops_gateway_requests_total"
 class ModelSpec:
     """One model of the run: its ``vllm.models[].name``, API name and per-replica concurrency.
 
-    The simulators run with the engine args the chart renders into the pods
-    (see :func:`llmops.autoscale.replicas.pod_sim_config`); these fields are
-    what :func:`llmops.autoscale.scenarios.umbrella_values` puts into the values.
+    These fields are what :func:`llmops.autoscale.scenarios.umbrella_values`
+    puts into the values; the chart renders them into the simulator pods.
     """
 
     name: str
     served_name: str
     max_num_seqs: int = 4
 
-    def sim_config(self) -> endpoints.SimulatorConfig:
-        return endpoints.SimulatorConfig(model=self.served_name, max_num_seqs=self.max_num_seqs)
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """One model's Deployment on the cluster: its name and pod selector (spec.selector.matchLabels)."""
+
+    deployment: str
+    served_name: str
+    selector: dict[str, str]
 
 
 @dataclass
@@ -91,7 +149,14 @@ class StackConfig:
     # per-model scrape interval (model -> duration) for the engines and the model's gateway, e.g. to
     # compare an observability tuning against another in one release; other models keep the monitor's
     scrape_intervals: Mapping[str, str] = field(default_factory=dict)
-    pools: Sequence[cluster.NodePool] = cluster.DEFAULT_POOLS  # simulated nodes (a cluster we start)
+    # Models (vllm.models[].name) whose load goes through a holding gateway instead of the router:
+    # the ones that start at zero replicas (the router cannot hold their requests), and any whose
+    # trigger reads the gateway's arrival counter (demand_query).
+    gateway_models: Sequence[str] = ()
+    # The real node: fake GPUs for every engine pod at its maximum, with the product the models select.
+    node_gpus: int = 8
+    node_gpu_product: str = cluster.H100_PRODUCT
+    pools: Sequence[cluster.NodePool] = cluster.DEFAULT_POOLS  # kwok pools of a cluster we start (unused here)
     keep_cluster: bool = False  # leave a cluster we started running (for debugging)
 
 
@@ -109,6 +174,11 @@ def _seconds(duration: str) -> float:
     return shapes.parse_duration(duration)
 
 
+def _http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the cluster's own Service
+        return json.loads(resp.read())
+
+
 class AutoscaleStack:
     def __init__(self, cfg: StackConfig, *, progress: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
@@ -116,11 +186,13 @@ class AutoscaleStack:
         self.timings: dict[str, float] = {}
         self.api: client.ApiClient | None = None
         self.gateways: dict[str, Gateway] = {}
+        self.followers: dict[str, ReadyPods] = {}
         self.targets: dict[str, ModelTarget] = {}
         self.prometheus: prom.PrometheusServer | None = None
+        self.discovery: prom.KubernetesDiscovery | None = None
         self.keda: keda.KedaStack | None = None
-        self.reconciler: ReplicaReconciler | None = None
-        self.manager: endpoints.EndpointManager | None = None
+        self.router_url = ""
+        self.router_metrics_url = ""
         self.monitor_source = ""
         self._interval = "30s"
         self._started_cluster = False
@@ -146,7 +218,7 @@ class AutoscaleStack:
         return out
 
     def _lock(self) -> None:
-        """One stack per machine: the ports and the cluster name are fixed (e.g. the e2e tier vs the benchmark)."""
+        """One stack per cache: the cluster name and the ports come from the environment, not per run."""
         lock_dir = paths.cache_root() / "locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         fh = (lock_dir / "autoscale-stack.lock").open("w")
@@ -164,6 +236,9 @@ class AutoscaleStack:
 
     def _start(self) -> None:
         cfg = self.cfg
+        unknown = sorted(set(cfg.gateway_models) - {m.name for m in cfg.models})
+        if unknown:
+            raise LlmopsError(f"gateway_models {unknown} are not models of the run ({[m.name for m in cfg.models]})")
         self._timed("lock", self._lock)
         if cfg.workdir.exists():
             shutil.rmtree(cfg.workdir)
@@ -173,46 +248,63 @@ class AutoscaleStack:
         # then KEDA's again from the exact version whose operator runs here.
         self._timed("cluster", lambda: cluster.up(cfg.cluster_name, "local", pools=cfg.pools,
                                                   port_base=cfg.cluster_port_base, install_crds=True,
-                                                  progress=self.say,
-                                                  # Simulators run on the host here (one per kwok pod).
-                                                  real_nodes=0))  # fmt: skip
+                                                  progress=self.say, real_nodes=1, node_gpus=cfg.node_gpus,
+                                                  node_gpu_product=cfg.node_gpu_product))  # fmt: skip
         if self._started_cluster and not cfg.keep_cluster:
             self._stack.callback(cluster.down, cfg.cluster_name)
+        self._check_real_node()
         self.api = kconfig.new_client_from_config(str(cluster.kubeconfig_path(cfg.cluster_name)))
         self._stack.callback(self.api.close)
         self._timed("keda-crds", self._apply_keda_crds)
-        rel = release.Release(cfg.release, cfg.namespace, cfg.helm_bin, cfg.cluster_name)
+        # The namespace pins every pod of the release to the real node (llmops.cluster.node).
+        rel = release.Release(cfg.release, cfg.namespace, cfg.helm_bin, cfg.cluster_name, real_node=True)
         values_file = cfg.workdir / "values.yaml"
         values_file.write_text(yaml.safe_dump(dict(cfg.values), sort_keys=False))
-        self._timed("helm-install", lambda: rel.install(cfg.chart, [values_file], timeout="2m"))
+        self._timed("helm-install", lambda: rel.install(cfg.chart, [values_file], timeout="3m"))
         self._stack.callback(self._uninstall, rel)
         self.release = rel
+        for model in cfg.models:
+            self.targets[model.name] = self._target(model)
+        self._timed("router", self._wait_router)
 
-        for i, model in enumerate(cfg.models):
-            gw = Gateway(model.served_name, GATEWAY_PORTS[i]).start()
+        for i, name in enumerate(cfg.gateway_models):
+            target = self.targets[name]
+            gw = Gateway(target.served_name, GATEWAY_PORTS[i]).start()
             self._stack.callback(gw.stop)
-            self.gateways[model.name] = gw
-            self.targets[model.name] = self._target(model, gw)
+            self.gateways[name] = gw
+            follower = ReadyPods(self.api, cfg.namespace, target.selector, gw).start()
+            self._stack.callback(follower.stop)
+            self.followers[name] = follower
 
-        sd_file = cfg.workdir / "engines-sd.json"
-        prom.write_sd_file(sd_file, [])
         monitor = self._monitor()
         endpoints_ = monitor["spec"].get("endpoints") or monitor["spec"].get("podMetricsEndpoints") or [{}]
         self._interval = str(endpoints_[0].get("interval", "30s"))
-        scrape = prom.split_by_model_interval(prom.scrape_configs_for_monitor(monitor, sd_file), cfg.scrape_intervals)
-        scrape += self._gateway_jobs()
+        sd_file = cfg.workdir / "engines-sd.json"
+        self.discovery = prom.KubernetesDiscovery(self.api, self._monitor_namespaces(monitor), sd_file)
+        self._timed("discovery", self.discovery.start)
+        self._stack.callback(self.discovery.stop)
+        jobs = prom.scrape_configs_for_monitor(monitor, sd_file)
+        scrape = prom.split_by_model_interval(jobs, cfg.scrape_intervals) + self._gateway_jobs()
         self.prometheus = prom.PrometheusServer(PROMETHEUS_PORT, cfg.workdir / "prometheus", scrape)
         self._timed("prometheus", self.prometheus.start)
         self._stack.callback(self.prometheus.stop)
 
-        self.manager = endpoints.EndpointManager(log_dir=cfg.workdir / "sims", ports=SIMULATOR_PORTS)
-        self.reconciler = ReplicaReconciler(self.api, list(self.targets.values()), self.manager, sd_file)
-        self._timed("reconciler", self.reconciler.start)
-        self._stack.callback(self.reconciler.stop)
-
         self.keda = keda.KedaStack(cluster.kubeconfig_path(cfg.cluster_name), cfg.workdir / "keda", KEDA_PORTS)
         self._timed("keda", lambda: self.keda.start(self.api) if self.keda else None)
         self._stack.callback(self._stop_keda)
+
+    def _check_real_node(self) -> None:
+        """The engines run on the real node: it must be up with room for every pod at its maximum."""
+        cfg = self.cfg
+        spec = node.NodeSpec.load(cluster.cluster_dir(cfg.cluster_name) / "node")
+        if spec is None or not node.supervisor_alive(spec):
+            raise LlmopsError(f"cluster {cfg.cluster_name} has no running real node; the autoscaling engines run there as "
+                              f"real pods (`llmops cluster down --name {cfg.cluster_name}` and rerun)")  # fmt: skip
+        if spec.gpus < cfg.node_gpus or spec.gpu_product != cfg.node_gpu_product:
+            raise LlmopsError(
+                f"cluster {cfg.cluster_name}'s real node has {spec.gpus} fake GPUs (product {spec.gpu_product or 'none'}); "
+                f"this run needs {cfg.node_gpus} ({cfg.node_gpu_product}): `llmops cluster down --name {cfg.cluster_name}` "
+                "and rerun, or start it with `llmops cluster up --node-gpus ... --node-gpu-product ...`")
 
     def _apply_keda_crds(self) -> None:
         argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-autoscale"]
@@ -237,12 +329,41 @@ class AutoscaleStack:
             with contextlib.suppress(ApiException):
                 self.keda.unregister(self.api)
 
-    def _target(self, model: ModelSpec, gw: Gateway) -> ModelTarget:
+    def _target(self, model: ModelSpec) -> ModelTarget:
         assert self.api is not None
         name = f"{self.cfg.release}-{model.name}"[:63]
         dep = client.AppsV1Api(self.api).read_namespaced_deployment(name, self.cfg.namespace)
-        return ModelTarget(self.cfg.namespace, name, model.name, model.sim_config(), gw,
-                           selector=dict(dep.spec.selector.match_labels or {}))  # fmt: skip
+        return ModelTarget(name, model.served_name, dict(dep.spec.selector.match_labels or {}))
+
+    def _wait_router(self) -> None:
+        """The chart's router Service, reached from the host (kube-proxy), with every Ready engine pod registered."""
+        assert self.api is not None
+        name = f"{self.cfg.release}-router"
+        svc = client.CoreV1Api(self.api).read_namespaced_service(name, self.cfg.namespace)
+        ports = {p.name: p.port for p in svc.spec.ports}
+        self.router_url = f"http://{svc.spec.cluster_ip}:{ports['http']}"
+        self.router_metrics_url = f"http://{svc.spec.cluster_ip}:{ports['metrics']}/metrics"
+
+        def registered() -> bool:
+            ready = sum(self.deployment(m)[1] for m in self.targets)
+            return len([w for w in self.router_workers() if w.get("is_healthy")]) >= ready
+
+        poll.until(f"the router {name} to register every Ready engine pod", registered, timeout=ROUTER_READY_TIMEOUT_S,
+                   interval=0.5, retry_on=(OSError, ValueError), describe=lambda: str(self.router_workers_or_error()))
+
+    def router_workers(self) -> list[dict[str, Any]]:
+        """The router's workers (GET /workers): url, model_id, is_healthy, load."""
+        return list(_http_json(f"{self.router_url}/workers")["workers"])
+
+    def router_workers_or_error(self) -> Any:
+        try:
+            return self.router_workers()
+        except (OSError, ValueError, KeyError) as exc:
+            return f"GET {self.router_url}/workers failed: {exc}"
+
+    def url(self, model: str) -> str:
+        """Where load for MODEL goes: its holding gateway, else the chart's router."""
+        return self.gateways[model].url if model in self.gateways else self.router_url
 
     def _monitor(self) -> dict[str, Any]:
         """The ServiceMonitor the release installed; else the one the observability chart renders for it."""
@@ -264,6 +385,11 @@ class AutoscaleStack:
                 return doc
         raise LlmopsError("neither the release nor charts/observability renders a ServiceMonitor/PodMonitor; "
                           "enable observability.monitor so Prometheus knows what to scrape")  # fmt: skip
+
+    def _monitor_namespaces(self, monitor: Mapping[str, Any]) -> list[str]:
+        """The namespaces the monitor selects from (any: the release's; Prometheus would watch them all)."""
+        sel = monitor["spec"].get("namespaceSelector") or {}
+        return list(sel.get("matchNames") or [monitor["metadata"]["namespace"]])
 
     def _observability_values(self) -> dict[str, Any]:
         obs = dict(self.cfg.values.get("observability") or {})
@@ -297,6 +423,13 @@ class AutoscaleStack:
         dep = client.AppsV1Api(self.api).read_namespaced_deployment(self.targets[model].deployment, self.cfg.namespace)
         return int(dep.spec.replicas or 0), int(dep.status.ready_replicas or 0)
 
+    def serving(self, model: str) -> int:
+        """How many of MODEL's pods its front door sends requests to now."""
+        if model in self.gateways:
+            return len(self.gateways[model].backends)
+        served = self.targets[model].served_name
+        return len([w for w in self.router_workers() if w.get("model_id") == served and w.get("is_healthy")])
+
     def hpa(self, model: str) -> dict[str, Any] | None:
         assert self.api is not None
         name = f"keda-hpa-{self.targets[model].deployment}"
@@ -315,6 +448,14 @@ class AutoscaleStack:
         obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
             "keda.sh", "v1alpha1", self.cfg.namespace, "scaledobjects", self.targets[model].deployment)
         return obj
+
+    def pods(self, model: str) -> list[dict[str, Any]]:
+        """The model's pods that are not being deleted, as the API returns them."""
+        assert self.api is not None
+        sel = ",".join(f"{k}={v}" for k, v in sorted(self.targets[model].selector.items()))
+        resp = client.CoreV1Api(self.api).list_namespaced_pod(self.cfg.namespace, label_selector=sel,
+                                                               _preload_content=False)  # fmt: skip
+        return [p for p in json.loads(resp.data)["items"] if not p["metadata"].get("deletionTimestamp")]
 
     def pod_nodes(self, model: str) -> dict[str, str]:
         """pod name -> node name of the model's running pods."""
@@ -343,8 +484,13 @@ class AutoscaleStack:
             with contextlib.suppress(Exception):
                 hpa = self.hpa(name) or {}
                 parts.append(f"{name}: deployment {self.deployment(name)}, hpa status {hpa.get('status', {})}")
-        if self.reconciler and self.reconciler.errors:
-            parts.append("reconciler errors: " + " | ".join(self.reconciler.errors[-3:]))
+        if self.discovery and self.discovery.errors:
+            parts.append("Prometheus target discovery errors: " + " | ".join(self.discovery.errors[-3:]))
+        for name, follower in self.followers.items():
+            if follower.errors:
+                parts.append(f"{name} gateway's pod discovery errors: " + " | ".join(follower.errors[-3:]))
+        if self.router_url:
+            parts.append(f"router workers: {self.router_workers_or_error()}")
         if self.keda:
             for p in self.keda.procs:
                 parts.append(f"{p.name} alive={p.alive()} log tail:\n{p.tail(8)}")
@@ -362,7 +508,7 @@ class Sample:
     desired: int  # Deployment spec.replicas (what KEDA/HPA decided)
     hpa_desired: int | None
     ready: int
-    serving: int  # pods with a live simulator
+    serving: int  # pods the model's front door sends to (the router's healthy workers, or the gateway's backends)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -410,8 +556,10 @@ class Recorder:
                 running = st.prometheus.query(f'sum(vllm:num_requests_running{{namespace="{ns}",llmops_model="{m}"}})')
         desired, ready = st.deployment(m)
         hpa = st.hpa(m)
-        gw = st.gateways[m].snapshot()
-        serving = len(st.reconciler.serving(st.targets[m])) if st.reconciler else 0
+        gw = st.gateways[m].snapshot() if m in st.gateways else {"in_flight": 0, "pending": 0}
+        serving = 0  # the router busy for a moment must not cost the whole sample
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            serving = st.serving(m)
         hpa_desired = (hpa or {}).get("status", {}).get("desiredReplicas") if hpa else None
         return Sample(round(self.now(), 2), m, queue, running, gw["in_flight"], gw["pending"], desired,
                       hpa_desired, ready, serving)  # fmt: skip

@@ -287,7 +287,7 @@ class EndpointManager:
         self.ports = list(ports)
         self._binary = binary
         self._sims: dict[tuple[str, int], Simulator] = {}
-        self._lock = threading.RLock()  # a reconciler thread and the owner may both call in
+        self._lock = threading.RLock()  # another thread and the owner may both call in
         self.detached = False
         atexit.register(self.stop_all)  # last resort when the owner forgets (or cannot) exit the context
 

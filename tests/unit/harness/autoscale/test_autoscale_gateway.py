@@ -1,4 +1,4 @@
-"""The autoscaling e2e gateway: spreads requests over replicas, holds them while there is none."""
+"""The scale-from-zero stand-in gateway: spreads requests over replicas, holds them while there is none, follows Ready pods."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmops.autoscale.gateway import Gateway
+from typing import Any
+
+from llmops.autoscale.gateway import Gateway, ready_pod_addresses
 
 
 class _SlowBackend(http.server.ThreadingHTTPServer):
@@ -137,3 +139,22 @@ def test_gateway_forgets_a_held_request_when_its_client_hangs_up(gateway: Gatewa
         time.sleep(0.05)
     assert _metric(gateway, "llmops_gateway_requests_in_flight") == 0
     assert _metric(gateway, "llmops_gateway_requests_pending") == 0
+
+
+def _pod(ip: str, *, ready: bool = True, deleting: bool = False, port: int = 8000, port_name: str = "http") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": f"p-{ip}"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-28T00:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"containers": [{"name": "engine", "ports": [{"name": port_name, "containerPort": port}]}]},
+        "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def test_ready_pod_addresses_keep_only_ready_pods_that_are_not_being_deleted_at_their_named_port() -> None:
+    pods = [_pod("10.1.0.9"), _pod("10.1.0.3", port=9000), _pod("10.1.0.4", ready=False),
+            _pod("10.1.0.5", deleting=True), _pod("10.1.0.6", port_name="metrics"),
+            {"metadata": {"name": "pending"}, "spec": {}, "status": {}}]  # fmt: skip
+    assert ready_pod_addresses(pods) == [("10.1.0.3", 9000), ("10.1.0.9", 8000)]
+    assert ready_pod_addresses(pods, "metrics") == [("10.1.0.6", 8000)]

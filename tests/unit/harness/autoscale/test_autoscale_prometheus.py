@@ -15,9 +15,10 @@ from llmops import tools
 from llmops.validate import render
 from llmops.autoscale import prometheus as prom
 from llmops.autoscale.gateway import Gateway
+from llmops.autoscale.stack import PORTS, PROMETHEUS_PORT
 
-# Reserved for this test inside the autoscaling area's ports (18200-18299); the e2e stack uses 18210.
-UNIT_PROMETHEUS_PORT = 18216
+# Reserved for these tests inside the autoscaling area's ports ($LLMOPS_AUTOSCALE_PORT_BASE + 16/17).
+UNIT_PROMETHEUS_PORT = PORTS.unit_prometheus[0]
 
 
 def _engine_monitor() -> dict[str, Any]:
@@ -53,6 +54,41 @@ def test_scrape_jobs_from_chart_servicemonitor_pass_promtool_check_config(tmp_pa
     jobs = prom.scrape_configs_for_monitor(_engine_monitor(), tmp_path / "sd.json")
     _promtool_check_config(tmp_path, jobs)
     assert jobs[0]["scrape_interval"] == _engine_monitor()["spec"]["endpoints"][0]["interval"]
+
+
+def _slice(service: str, port_name: str, *addresses: tuple[str, str, bool]) -> dict[str, Any]:
+    """An EndpointSlice of SERVICE with (ip, pod name, ready) endpoints on port 8000."""
+    return {"metadata": {"name": f"{service}-x", "namespace": "ns", "labels": {prom.SERVICE_NAME_LABEL: service}},
+            "ports": [{"name": port_name, "port": 8000}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}, "targetRef": {"kind": "Pod", "name": pod}}
+                          for ip, pod, ready in addresses]}  # fmt: skip
+
+
+def _running(pod: dict[str, Any], port: int = 8000) -> dict[str, Any]:
+    pod = dict(pod)
+    pod["spec"] = {**pod["spec"], "containers": [{"name": "engine", "ports": [{"name": "http", "containerPort": port}]}]}
+    pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    return pod
+
+
+def test_endpoint_targets_label_each_address_like_prometheus_endpoints_discovery() -> None:
+    pods = [_running(_pod("rel-chat-a", "rel", "chat")), _running(_pod("rel-chat-b", "rel", "chat"))]
+    slices = [_slice("rel-chat", "http", ("10.1.0.5", "rel-chat-a", True), ("10.1.0.6", "rel-chat-b", False)),
+              _slice("gone", "http", ("10.1.0.9", "rel-chat-a", True))]  # a slice whose Service is gone: no target
+    targets = dict(prom.endpoint_targets([_service("rel-chat", "rel")], slices, pods))
+    assert sorted(targets) == ["10.1.0.5:8000", "10.1.0.6:8000"]
+    a = targets["10.1.0.5:8000"]
+    assert a["__meta_kubernetes_service_name"] == "rel-chat" and a["__meta_kubernetes_pod_name"] == "rel-chat-a"
+    assert a["__meta_kubernetes_pod_container_name"] == "engine" and a["__meta_kubernetes_endpoint_port_name"] == "http"
+    assert a["__meta_kubernetes_pod_label_llmops_io_model"] == "chat"
+    assert a["__meta_kubernetes_endpoint_ready"] == "true"
+    assert targets["10.1.0.6:8000"]["__meta_kubernetes_endpoint_ready"] == "false"  # kept, as Prometheus keeps it
+
+
+def test_unit_prometheus_ports_stay_clear_of_the_stacks_own() -> None:
+    assert PROMETHEUS_PORT not in PORTS.unit_prometheus
+    assert not set(PORTS.unit_prometheus) & ({*PORTS.gateways} | set(vars(PORTS.keda).values()))
+    assert PORTS.base <= min(PORTS.gateways) and max(PORTS.unit_prometheus) < PORTS.base + 100
 
 
 @pytest.fixture
@@ -123,7 +159,7 @@ def test_prometheus_scrapes_each_model_at_its_split_interval(tmp_path: Path) -> 
     monitor = _engine_monitor()
     monitor["spec"]["endpoints"][0]["path"] = "/gateway/metrics"
     jobs = prom.split_by_model_interval(prom.scrape_configs_for_monitor(monitor, sd), {"slow": "30s"})
-    srv = prom.PrometheusServer(UNIT_PROMETHEUS_PORT + 1, tmp_path / "prom", jobs)
+    srv = prom.PrometheusServer(PORTS.unit_prometheus[1], tmp_path / "prom", jobs)
     with Gateway("m", 0) as gw:
         srv.start()
         try:
