@@ -31,7 +31,11 @@ the warm variants take their load through the chart's vLLM Router, the
 ``-zero`` variants and ``demand-warm`` through a holding gateway each (the
 router cannot hold requests at zero replicas and exports no per-model
 arrival counter; the gateway is a stand-in for the component the product
-lacks, issue #14).
+lacks, issue #14). The stack refuses to start when the release at every
+maximum outgrows the real node: each engine pod requests 6 GiB of
+ephemeral storage for its emptyDirs (the chart's floor with values/local's
+1 GiB model cache), so the default 7 x 8 pods need about 340 GiB of the
+node's disk; lower ``--max-replicas`` on a smaller disk.
 
 Each repetition runs on a fresh stack (cluster included): after a helm
 uninstall/install with the same names, the new HPA came up at the previous
@@ -72,6 +76,9 @@ STOCK_SCRAPE = "30s"  # prometheus-operator's default scrape interval
 TTFT_S, ITL_S, MEAN_OUTPUT_TOKENS = 0.05, 0.03, 64  # simulator latencies; the spike profile's mean output
 SERVICE_S = TTFT_S + MEAN_OUTPUT_TOKENS * ITL_S  # mean seconds one request holds a sequence slot
 SETTLE_TIMEOUT_S = 240.0
+# Up to 7 x 8 engine pods share the 2-core real node, whose allocatable CPU is the machine's: requests
+# small enough that every variant can reach its maximum (an idle simulator uses next to no CPU).
+ENGINE_RESOURCES = {"requests": {"cpu": "20m", "memory": "48Mi"}, "limits": {"memory": "256Mi"}}
 PLOT_TITLE = "spike -> queue, desired and ready replicas (rep 0)"
 
 
@@ -114,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [ModelSpec(v, f"{v}-llm", max_num_seqs=args.max_num_seqs) for v in VARIANTS]
     values = scenarios.umbrella_values(NAMESPACE, models, overrides(args.max_replicas, args.max_num_seqs),
                                        prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}",
-                                       ttft=f"{TTFT_S * 1000:.0f}ms", itl=f"{ITL_S * 1000:.0f}ms")  # fmt: skip
+                                       ttft=f"{TTFT_S * 1000:.0f}ms", itl=f"{ITL_S * 1000:.0f}ms",
+                                       engine_resources=ENGINE_RESOURCES)  # fmt: skip
     need = min(replicas_needed(args.rate, args.max_num_seqs), args.max_replicas)
     # one fake GPU on the real node per engine pod, every variant at its maximum
     gpus = len(VARIANTS) * args.max_replicas

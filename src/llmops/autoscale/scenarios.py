@@ -49,25 +49,27 @@ KEDA_DEFAULTS: dict[str, Any] = {
 
 
 def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Mapping[str, Mapping[str, Any]], *,
-                    prometheus_url: str, ttft: str = "50ms", itl: str = "10ms") -> dict[str, Any]:  # fmt: skip
+                    prometheus_url: str, ttft: str = "50ms", itl: str = "10ms",
+                    engine_resources: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Umbrella values: one GPU simulator engine per model, KEDA autoscaling with per-model overrides, monitoring on.
 
     Prometheus scrapes at the observability chart's default interval (see ``StackConfig.scrape_intervals``).
+    Engines get the ENGINE_PRESET resources, or ENGINE_RESOURCES (the chart's ``resources``, which win).
     """
     vllm_models = [
         {"name": m.name, "servedModelName": m.served_name, "maxNumSeqs": m.max_num_seqs, "replicas": None,
          "source": "hf://HuggingFaceTB/SmolLM2-135M-Instruct@main", "gpu": {"count": 1, "product": GPU_PRODUCT},
-         "resourcesPreset": ENGINE_PRESET}
+         "resourcesPreset": ENGINE_PRESET, **({"resources": dict(engine_resources)} if engine_resources else {})}
         for m in models
     ]  # fmt: skip
-    images = local_images()
+    local = local_settings()
     return {
         "global": {"monitoring": {"enabled": True}},
         # No DCGM exporter in this stack: alerts on its series could never fire (the chart refuses them).
         "observability": {"rules": {"gpuXid": {"enabled": False}, "gpuEcc": {"enabled": False}}},
-        "vllm": {"models": vllm_models,
-                 "simulator": {"image": images["simulator"], "timeToFirstToken": ttft, "interTokenLatency": itl},
-                 "tests": {"image": images["tests"]}},
+        "vllm": {"models": vllm_models, "modelCache": local["modelCache"],
+                 "simulator": {"image": local["simulator"], "timeToFirstToken": ttft, "interTokenLatency": itl},
+                 "tests": {"image": local["tests"]}},
         "router": {"enabled": True},
         "autoscaling": {
             "enabled": True,
@@ -77,10 +79,16 @@ def umbrella_values(namespace: str, models: Sequence[ModelSpec], autoscaling: Ma
     }
 
 
-def local_images() -> dict[str, dict[str, Any]]:
-    """The simulator and test images as values/local.yaml names them (built here, imported into the real node)."""
-    local = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())
-    return {"simulator": dict(local["vllm"]["simulator"]["image"]), "tests": dict(local["vllm"]["tests"]["image"])}
+def local_settings() -> dict[str, dict[str, Any]]:
+    """What values/local.yaml sets for a machine like this one and the run takes as is.
+
+    The simulator and test images (built here, imported into the real node)
+    and the model cache (a small emptyDir: each engine pod requests its
+    emptyDirs as ephemeral storage on the node's disk).
+    """
+    local = yaml.safe_load((paths.VALUES_DIR / "local.yaml").read_text())["vllm"]
+    return {"simulator": dict(local["simulator"]["image"]), "tests": dict(local["tests"]["image"]),
+            "modelCache": dict(local["modelCache"])}  # fmt: skip
 
 
 def scale_to_zero(namespace: str, model: str, **extra: Any) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config as kconfig  # type: ignore[import-untyped]
 from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
+from kubernetes.utils.quantity import parse_quantity  # type: ignore[import-untyped]
 
 from llmops import cluster, paths, poll
 from llmops.cluster import node, release
@@ -160,6 +161,18 @@ class StackConfig:
     keep_cluster: bool = False  # leave a cluster we started running (for debugging)
 
 
+def capacity_problems(docs: Sequence[Mapping[str, Any]], allocatable: Mapping[str, float]) -> list[str]:
+    """What DOCS (a release's manifest) request beyond ALLOCATABLE with every ScaledObject at maxReplicaCount."""
+    maxima = {str((d["spec"].get("scaleTargetRef") or {}).get("name")): int(d["spec"].get("maxReplicaCount", 100))
+              for d in docs if d.get("kind") == "ScaledObject"}  # fmt: skip
+    total: dict[str, float] = {}
+    for w in cluster.workloads(docs):
+        for resource, amount in w.requests.items():
+            total[resource] = total.get(resource, 0.0) + amount * maxima.get(w.name, w.replicas)
+    return [f"{resource} {need:g} > allocatable {allocatable.get(resource, 0.0):g}"
+            for resource, need in sorted(total.items()) if need > allocatable.get(resource, 0.0)]
+
+
 def demand_query(namespace: str, model: str) -> str:
     """The model's arrivals per second at its gateway (counted on arrival), over the last two scrapes."""
     return f'sum(irate({GATEWAY_REQUESTS}{{namespace="{namespace}",llmops_model="{model}"}}[1m]))'
@@ -265,6 +278,7 @@ class AutoscaleStack:
         self.release = rel
         for model in cfg.models:
             self.targets[model.name] = self._target(model)
+        self._check_capacity()
         self._timed("router", self._wait_router)
 
         for i, name in enumerate(cfg.gateway_models):
@@ -305,6 +319,22 @@ class AutoscaleStack:
                 f"cluster {cfg.cluster_name}'s real node has {spec.gpus} fake GPUs (product {spec.gpu_product or 'none'}); "
                 f"this run needs {cfg.node_gpus} ({cfg.node_gpu_product}): `llmops cluster down --name {cfg.cluster_name}` "
                 "and rerun, or start it with `llmops cluster up --node-gpus ... --node-gpu-product ...`")
+
+    def _check_capacity(self) -> None:
+        """Fail now, not with Pending pods mid-spike, when the release at every maximum outgrows the real node."""
+        manifest = release.helm("get", "manifest", self.cfg.release, "--namespace", self.cfg.namespace,
+                                helm_bin=self.cfg.helm_bin, cluster_name=self.cfg.cluster_name)  # fmt: skip
+        docs = [d for d in yaml.safe_load_all(manifest) if isinstance(d, dict)]
+        problems = capacity_problems(docs, self._node_allocatable())
+        if problems:
+            raise LlmopsError("the release does not fit the real node at every model's maxReplicas: " + "; ".join(problems)
+                              + " (lower maxReplicas, the engines' requests, or start the cluster with more --node-gpus)")
+
+    def _node_allocatable(self) -> dict[str, float]:
+        spec = node.NodeSpec.load(cluster.cluster_dir(self.cfg.cluster_name) / "node")
+        assert spec is not None and self.api is not None
+        alloc = client.CoreV1Api(self.api).read_node(spec.node_name).status.allocatable or {}
+        return {k: float(parse_quantity(v)) for k, v in alloc.items()}
 
     def _apply_keda_crds(self) -> None:
         argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-autoscale"]
