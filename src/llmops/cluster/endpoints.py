@@ -38,6 +38,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psutil
+
 from llmops import paths, poll, procs, tools
 from llmops.errors import LlmopsError
 
@@ -215,6 +217,16 @@ class Simulator:
         except OSError:
             return "(no log)"
 
+    def listening(self) -> bool:
+        """Whether this simulator's own process has a listening socket on its port."""
+        if self.process is None:
+            return False
+        try:
+            conns = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port for c in conns)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll ``/health`` until it answers 200; fail fast if the process exits."""
         def healthy() -> bool:
@@ -224,8 +236,10 @@ class Simulator:
                     f"simulator for {self.config.model} on port {self.port} exited (code {code}) before /health "
                     f"answered; its log {self.log_path}:\n{self.log_tail()}"
                 )
-            # loopback readiness only: a self-signed simulator certificate is expected
-            return poll.http_ok(f"{self.url}/health", insecure=self.tls)
+            # loopback readiness only: a self-signed simulator certificate is expected. Another
+            # process (a parallel test worker's simulator) may hold the port and answer /health
+            # while ours fails to bind: the answer counts only once our own process listens there.
+            return poll.http_ok(f"{self.url}/health", insecure=self.tls) and self.listening()
 
         poll.until(f"simulator for {self.config.model} on {self.url}: /health to answer 200", healthy,
                    timeout=timeout, interval=0.05, describe=lambda: f"log {self.log_path}:\n{self.log_tail()}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -65,6 +67,36 @@ def test_a_simulator_that_cannot_start_fails_with_its_log(tmp_path: Path) -> Non
         with pytest.raises(LlmopsError, match="exited .* before /health answered"):
             mgr.start(config, timeout=10)
         assert mgr.simulators() == []
+
+
+def test_health_answered_by_another_process_on_the_port_is_not_our_simulator_ready(tmp_path: Path) -> None:
+    """Two test workers can pick the same free port at once: the one whose simulator fails to bind must not
+    take the other's /health answer as its own (a CI run registered a dead simulator that way)."""
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=foreign.serve_forever, daemon=True).start()
+    try:
+        port = foreign.server_address[1]
+        with endpoints.EndpointManager(log_dir=tmp_path, registry=tmp_path / "r.json") as mgr:
+            sim = endpoints.Simulator(endpoints.SimulatorConfig(model="m"), port, tmp_path / "sim.log")
+            sim.start(mgr.binary)
+            try:
+                with pytest.raises(LlmopsError, match="exited .* before /health answered"):
+                    sim.wait_ready(timeout=20)
+                assert "address already in use" in sim.log_tail().lower()
+            finally:
+                sim.stop()
+    finally:
+        foreign.shutdown()
+        foreign.server_close()
 
 
 def test_tls_endpoint_needs_insecure_for_a_self_signed_certificate(tmp_path: Path) -> None:
