@@ -1096,6 +1096,10 @@ def _lock(name: str) -> contextlib.AbstractContextManager[None]:
     return paths.cache_lock(f"cluster-{name}")
 
 
+# Uses of shared() by this process, per cluster name (nested uses share the pid file).
+_SHARED_USES: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def shared(
     name: str = DEFAULT_NAME,
@@ -1123,18 +1127,24 @@ def shared(
             owned_marker.touch()
         info = up(name, provider, install_crds=crds, port_base=port_base, progress=progress)
         me.touch()
+        _SHARED_USES[name] = _SHARED_USES.get(name, 0) + 1
     try:
         yield info
     finally:
         with _lock(name):
-            me.unlink(missing_ok=True)
-            # Another session may have cleaned the folder up (e.g. after
-            # `llmops cluster down`); no folder means no other user.
-            others = [f for f in users.iterdir() if f.name.isdigit()] if users.is_dir() else []
-            if not others:
-                if owned_marker.exists():
-                    down(name)
-                shutil.rmtree(users, ignore_errors=True)
+            # One pid file per process: a nested use (a module fixture holding the cluster while a
+            # test takes it again) must not unregister the process when the inner one ends.
+            _SHARED_USES[name] -= 1
+            if _SHARED_USES[name] == 0:
+                del _SHARED_USES[name]
+                me.unlink(missing_ok=True)
+                # Another session may have cleaned the folder up (e.g. after
+                # `llmops cluster down`); no folder means no other user.
+                others = [f for f in users.iterdir() if f.name.isdigit()] if users.is_dir() else []
+                if not others:
+                    if owned_marker.exists():
+                        down(name)
+                    shutil.rmtree(users, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

@@ -442,7 +442,11 @@ class EndpointManager:
                 sim.wait_ready(timeout)
             except LlmopsError:
                 self.stop(sim)
-                raise
+                if "address already in use" not in sim.log_tail().lower():
+                    raise
+                # another process took the port between the free check and the bind: start it again
+                # on another port, waiting this time (the retry of _start)
+                self.start(config, group=group, index=sim.index, labels=labels, timeout=timeout)
         return self.simulators(group)
 
     def start(self, config: SimulatorConfig, **kwargs: Any) -> Simulator:
