@@ -8,6 +8,7 @@ to stop waiting early (a process that exited cannot become ready).
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -68,3 +69,33 @@ def http_ok(url: str, *, timeout: float = 2, insecure: bool = False) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+class Repeat:
+    """Call FN every INTERVAL seconds on a daemon thread until :meth:`stop`.
+
+    A failing call does not end the loop: its exception is appended to
+    ERRORS (timestamped), which the owner reads. For the harness's background
+    followers of the API server (a gateway's Ready pods, Prometheus' targets).
+    """
+
+    def __init__(self, fn: Callable[[], object], interval: float, name: str, errors: list[str]) -> None:
+        self._fn, self._interval, self._errors = fn, interval, errors
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Repeat:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._fn()
+            except Exception as exc:  # noqa: BLE001 - keep following; surfaced through errors
+                self._errors.append(f"{time.strftime('%H:%M:%S')} {exc}")

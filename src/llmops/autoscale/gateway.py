@@ -32,13 +32,13 @@ import asyncio
 import itertools
 import json
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client  # type: ignore[import-untyped]
 
+from llmops import poll
 from llmops.errors import LlmopsError
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -326,19 +326,16 @@ class ReadyPods:
     port_name: str = "http"
     interval: float = POD_POLL_INTERVAL_S
     errors: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _runner: poll.Repeat | None = None
 
     def start(self) -> ReadyPods:
         self.poll_once()
-        self._thread = threading.Thread(target=self._loop, name=f"ready-pods-{self.gateway.model}", daemon=True)
-        self._thread.start()
+        self._runner = poll.Repeat(self.poll_once, self.interval, f"ready-pods-{self.gateway.model}", self.errors).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._runner is not None:
+            self._runner.stop()
 
     def poll_once(self) -> list[tuple[str, int]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(self.selector.items()))
@@ -349,9 +346,3 @@ class ReadyPods:
             self.gateway.set_backends(backends)
         return backends
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll_once()
-            except Exception as exc:  # noqa: BLE001 - keep following; surfaced through .errors
-                self.errors.append(f"{time.strftime('%H:%M:%S')} {exc}")

@@ -29,8 +29,6 @@ import copy
 import json
 import re
 import subprocess
-import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -235,19 +233,16 @@ class KubernetesDiscovery:
     interval: float = DISCOVERY_INTERVAL_S
     errors: list[str] = field(default_factory=list)
     _last: list[tuple[str, dict[str, str]]] | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _runner: poll.Repeat | None = None
 
     def start(self) -> KubernetesDiscovery:
         self.poll_once()
-        self._thread = threading.Thread(target=self._loop, name="prometheus-k8s-discovery", daemon=True)
-        self._thread.start()
+        self._runner = poll.Repeat(self.poll_once, self.interval, "prometheus-k8s-discovery", self.errors).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._runner is not None:
+            self._runner.stop()
 
     def poll_once(self) -> list[tuple[str, dict[str, str]]]:
         from kubernetes import client  # type: ignore[import-untyped]
@@ -266,12 +261,6 @@ class KubernetesDiscovery:
             self._last = targets
         return targets
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll_once()
-            except Exception as exc:  # noqa: BLE001 - keep discovering; surfaced through .errors
-                self.errors.append(f"{time.strftime('%H:%M:%S')} {exc}")
 
 
 def write_sd_file(path: Path, groups: Sequence[tuple[str, Mapping[str, str]]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -68,3 +69,21 @@ def test_http_ok_is_true_only_for_200(server: str) -> None:
     assert poll.http_ok(f"{server}/ok")
     assert not poll.http_ok(f"{server}/starting")
     assert not poll.http_ok("http://127.0.0.1:9/closed", timeout=0.5)
+
+
+def test_repeat_keeps_calling_after_a_failure_records_it_and_stops_on_request() -> None:
+    calls: list[int] = []
+    errors: list[str] = []
+
+    def fn() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("api server went away")
+
+    runner = poll.Repeat(fn, 0.01, "test-repeat", errors).start()
+    poll.until("three calls", lambda: len(calls) >= 3, timeout=5, interval=0.01)
+    runner.stop()
+    stopped_at = len(calls)
+    time.sleep(0.05)
+    assert len(calls) == stopped_at, "the loop went on after stop()"
+    assert len(errors) == 1 and errors[0].endswith("api server went away")
