@@ -67,6 +67,10 @@ autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.pr
 {{- if gt $min $max }}
 {{ $path }}.minReplicas: {{ $min }} is larger than maxReplicas {{ $max }}
 {{- end }}
+{{- include "common.validate.oneOf" (dict "path" (printf "%s.scaleToZero.holder" $path) "value" $m.scaleToZero.holder "allowed" (list "httpAddOn" "none")) -}}
+{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$" (toString $m.scaleToZero.holdTimeout)) }}
+{{ $path }}.scaleToZero.holdTimeout: {{ $m.scaleToZero.holdTimeout | quote }} is not a Go duration (e.g. 90s, 20m, 1h)
+{{- end }}
 {{- $t := $m.triggers -}}
 {{- if not (or $t.queue.enabled $t.kvCache.enabled $t.ttft.enabled $t.demand.enabled) }}
 {{ $path }}.triggers: no trigger is enabled (enable queue, kvCache, ttft or demand)
@@ -80,8 +84,8 @@ autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.pr
 {{- if eq $min 0 }}
 {{- if eq $.Values.engine "hpa" }}
 {{ $path }}.minReplicas: 0 needs engine keda (a plain HPA cannot scale to zero)
-{{- else if not $m.scaleToZero.activationQuery }}
-{{ $path }}.minReplicas: 0 (scale to zero) needs scaleToZero.activationQuery: vLLM metrics vanish with the last engine pod, so no vLLM trigger can ever wake the model; use a series that exists at zero pods (e.g. ingress request rate) or set minReplicas >= 1
+{{- else if and (eq (toString $m.scaleToZero.holder) "none") (not $m.scaleToZero.activationQuery) }}
+{{ $path }}.scaleToZero.activationQuery: required with minReplicas 0 and scaleToZero.holder none: vLLM metrics vanish with the last engine pod, so no vLLM trigger can ever wake the model; set holder httpAddOn (requests held and counted by the KEDA HTTP add-on), give a series that exists at zero pods, or set minReplicas >= 1
 {{- else if contains "vllm:" $m.scaleToZero.activationQuery }}
 {{ $path }}.scaleToZero.activationQuery: reads vLLM metrics, which do not exist while zero engine pods run; scale from zero would never trigger (use a series outside the engines, e.g. ingress request rate)
 {{- end }}
@@ -93,4 +97,54 @@ autoscaling.prometheus.auth.secretName: required when auth.mode is {{ .Values.pr
 {{ $path }}.triggers.demand: arrival-rate scaling needs engine keda (it is a query over series outside the engine pods, not a per-pod metric)
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.heldModels" . | fromYamlArray }}
+Names of the models whose requests the KEDA HTTP add-on holds at zero
+replicas: minReplicas 0 with scaleToZero.holder httpAddOn (engine keda).
+*/}}
+{{- define "autoscaling.heldModels" -}}
+{{- $held := list -}}
+{{- if eq .Values.engine "keda" -}}
+{{- range $name, $_ := .Values.models -}}
+{{- $m := include "autoscaling.model" (dict "context" $ "name" $name) | fromYaml -}}
+{{- if and (eq (int $m.minReplicas) 0) (eq (toString $m.scaleToZero.holder) "httpAddOn") -}}
+{{- $held = append $held $name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $held -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.httpAddOn.name" (dict "context" $ "part" "interceptor") }}
+Name of one add-on object: <fullname>-<part>.
+*/}}
+{{- define "autoscaling.httpAddOn.name" -}}
+{{- printf "%s-%s" (include "common.names.fullname" .context) .part | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.holdService" (dict "context" $ "name" $name) }}
+The Service the router sends a held model's requests to (the interceptor's
+proxy port); its DNS name is the host the HTTPScaledObject routes on.
+*/}}
+{{- define "autoscaling.holdService" -}}
+{{- printf "%s-hold" (include "common.names.engine" (dict "context" .context "model" .name)) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.holdHost" (dict "context" $ "name" $name) }}
+<hold Service>.<namespace>.svc: the URL host of the router's hold worker.
+*/}}
+{{- define "autoscaling.holdHost" -}}
+{{- printf "%s.%s.svc" (include "autoscaling.holdService" .) .context.Release.Namespace -}}
+{{- end -}}
+
+{{/*
+Usage: {{ include "autoscaling.scalerAddress" . }}
+*/}}
+{{- define "autoscaling.scalerAddress" -}}
+{{- default (printf "%s.%s.svc:9090" (include "autoscaling.httpAddOn.name" (dict "context" . "part" "scaler")) .Release.Namespace) .Values.httpAddOn.scalerAddress -}}
 {{- end -}}

@@ -181,6 +181,20 @@ KV-cache events, and engines with an API key cannot be discovered.
 {{- define "llmops-stack.validateRouter" -}}
 {{- $r := .Values.router | default dict -}}
 {{- $v := .Values.vllm | default dict -}}
+{{- $a := .Values.autoscaling | default dict -}}
+{{- if and $a.enabled $v.enabled -}}
+{{- $held := include "autoscaling.heldModels" (dict "Values" $a "Release" .Release) | fromYamlArray -}}
+{{- range $name := $held -}}
+{{- if not (and $r.enabled (eq (toString ($r.mode | default "router")) "router") ($r.holdWorkers | default dict).enabled) }}
+autoscaling.models.{{ $name }}.scaleToZero.holder: httpAddOn holds the model's requests behind the router, which needs router.enabled, router.mode router and router.holdWorkers.enabled; set them, or use holder none with an activationQuery
+{{- end -}}
+{{- end -}}
+{{- $np := .Values.networkPolicies | default dict -}}
+{{- $npOn := kindIs "invalid" $np.enabled | ternary .Values.global.networkPolicy.enabled $np.enabled -}}
+{{- if and $held $npOn (not ($np.httpAddOn | default dict).enabled) }}
+networkPolicies.httpAddOn.enabled: must be true while a model scales to zero behind the KEDA HTTP add-on ({{ join ", " $held }}), or the policies drop the router -> interceptor -> engine path
+{{- end -}}
+{{- end -}}
 {{- if and $r.enabled $v.enabled -}}
 {{- $selector := ($r.discovery | default dict).selector | default dict -}}
 {{- if not $selector -}}

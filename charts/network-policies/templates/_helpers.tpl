@@ -19,6 +19,17 @@ app.kubernetes.io/component: router
 {{- end -}}
 
 {{/*
+Usage: {{ include "networkPolicies.addOnSelector" (dict "context" $ "part" "interceptor") | nindent 6 }}
+Labels of this release's KEDA HTTP add-on pods (the autoscaling chart's
+contract): part is interceptor or scaler.
+*/}}
+{{- define "networkPolicies.addOnSelector" -}}
+app.kubernetes.io/name: autoscaling
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+app.kubernetes.io/component: {{ printf "http-%s" .part }}
+{{- end -}}
+
+{{/*
 Usage: {{ include "networkPolicies.testSelector" . | nindent 6 }}
 Labels of this release's helm test pods.
 */}}

@@ -103,10 +103,10 @@ def test_model_override_wins_over_defaults_per_model(render_chart) -> None:
     assert sos["llmops-code"]["maxReplicaCount"] == 6
 
 
-def test_scale_to_zero_without_activation_query_fails_and_says_why(render_chart) -> None:
+def test_scale_to_zero_without_holder_or_activation_query_fails_and_says_why(render_chart) -> None:
     with pytest.raises(RenderError) as err:
-        render_chart(CHART, set_values={"models": {"chat": {"minReplicas": 0}}})
-    assert "autoscaling.models.chat.minReplicas" in str(err.value)
+        render_chart(CHART, set_values={"models": {"chat": {"minReplicas": 0, "scaleToZero": {"holder": "none"}}}})
+    assert "autoscaling.models.chat.scaleToZero.activationQuery" in str(err.value)
     assert "vanish with the last engine pod" in str(err.value)
 
 
@@ -198,7 +198,8 @@ def test_trigger_queries_parse_with_promtool_and_read_only_contract_metrics(rend
     from llmops.validate import metrics_contract
 
     values = {"models": {"chat": {"triggers": {"ttft": {"enabled": True}}}, "batch": {"minReplicas": 0, "scaleToZero": {"activationQuery": INGRESS_RATE}}}}
-    triggers = [t for so in render.find(render_chart(CHART, set_values=values), "ScaledObject") for t in so["spec"]["triggers"]]
+    triggers = [t for so in render.find(render_chart(CHART, set_values=values), "ScaledObject") for t in so["spec"]["triggers"]
+                if t["type"] == "prometheus"]
     rules = [{"record": f"keda:trigger_{i}", "expr": t["metadata"]["query"]} for i, t in enumerate(triggers)]
     path = tmp_path / "triggers.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "triggers", "rules": rules}]}))
