@@ -506,8 +506,11 @@ def verify(spec: ToolSpec) -> ToolStatus:
     match = re.search(re.escape(spec.expect), output)
     found = _VERSION_RE.search(output)
     status.found = match.group(0) if match else (found.group(0) if found else "?")
-    if proc.returncode != 0:
-        status.detail = f"`{' '.join(argv)}` exited {proc.returncode}: {output.strip()[-200:]}"
+    # `verify_exit`: a tool that cannot run without a cluster proves itself by failing the known way.
+    expected_exit = int(spec.get("verify_exit", 0))
+    if proc.returncode != expected_exit:
+        wanted = f" (expected {expected_exit})" if expected_exit else ""
+        status.detail = f"`{' '.join(argv)}` exited {proc.returncode}{wanted}: {output.strip()[-200:]}"
     elif not match:
         status.detail = (
             f"reports {status.found!r}, pinned {spec.expect!r}; "

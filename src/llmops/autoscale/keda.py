@@ -67,6 +67,17 @@ def crd_documents() -> list[Path]:
     return sorted((keda_module_dir() / "config" / "crd" / "bases").glob("*.yaml"))
 
 
+def http_add_on_crd_documents() -> list[Path]:
+    """The HTTP add-on's CRDs (HTTPScaledObject), from the exact module version its image's binaries come from."""
+    spec = tools.load_specs()["keda-http-add-on"]
+    root = tools.go_module_dir(spec.get("module"), spec.version)
+    files = sorted((root / "config" / "crd" / "bases").glob("http.keda.sh_*.yaml"))
+    if not files:
+        # An empty list would apply nothing and leave the chart's HTTPScaledObjects unknown to the API server.
+        raise LlmopsError(f"{root}/config/crd/bases holds no http.keda.sh_*.yaml; did the add-on move its CRDs?")
+    return files
+
+
 @dataclass
 class _Proc:
     name: str

@@ -5,7 +5,9 @@
 1. a local cluster (``llmops.cluster``; its own name and port block so the
    cluster-wide APIService never disturbs other tiers' clusters) with its
    real node (containerd + kubelet, fake GPUs from a device plugin, GPU
-   product labels) and the KEDA CRDs of the exact KEDA version that runs;
+   product labels), the KEDA CRDs of the exact KEDA version that runs and
+   the HTTP add-on's of its pinned version, and the on-demand images the
+   release's pods run (the add-on's interceptor and scaler) imported into the node;
 2. the umbrella chart installed with the run's values into a namespace
    pinned to the real node (real Helm, real admission, real pods: the
    simulator engines and the vLLM Router run as containers, so a replica
@@ -52,6 +54,7 @@ from kubernetes.utils.quantity import parse_quantity  # type: ignore[import-unty
 
 from llmops import cluster, paths, poll
 from llmops.cluster import node, release
+from llmops.cluster.images import HTTP_ADD_ON_IMAGE
 from llmops.validate import render
 from llmops.autoscale import keda
 from llmops.autoscale import prometheus as prom
@@ -159,6 +162,9 @@ class StackConfig:
     node_gpu_product: str = cluster.H100_PRODUCT
     pools: Sequence[cluster.NodePool] = cluster.DEFAULT_POOLS  # kwok pools of a cluster we start (unused here)
     keep_cluster: bool = False  # leave a cluster we started running (for debugging)
+    # On-demand images (llmops.cluster.images) the release's pods run, imported into the real node
+    # before the install: the KEDA HTTP add-on's interceptor and scaler.
+    images: Sequence[str] = (HTTP_ADD_ON_IMAGE,)
 
 
 def capacity_problems(docs: Sequence[Mapping[str, Any]], allocatable: Mapping[str, float]) -> list[str]:
@@ -269,6 +275,8 @@ class AutoscaleStack:
         self.api = kconfig.new_client_from_config(str(cluster.kubeconfig_path(cfg.cluster_name)))
         self._stack.callback(self.api.close)
         self._timed("keda-crds", self._apply_keda_crds)
+        # Images `cluster up` does not import (NODE_IMAGES), before any pod of the release needs them.
+        self._timed("images", lambda: cluster.load_images(cfg.cluster_name, list(cfg.images), self.say))
         # The namespace pins every pod of the release to the real node (llmops.cluster.node).
         rel = release.Release(cfg.release, cfg.namespace, cfg.helm_bin, cfg.cluster_name, real_node=True)
         values_file = cfg.workdir / "values.yaml"
@@ -338,11 +346,12 @@ class AutoscaleStack:
 
     def _apply_keda_crds(self) -> None:
         argv = ["apply", "--server-side", "--force-conflicts", "--field-manager", "llmops-autoscale"]
-        for f in keda.crd_documents():
+        for f in [*keda.crd_documents(), *keda.http_add_on_crd_documents()]:
             argv += ["-f", str(f)]
         cluster.kubectl(self.cfg.cluster_name, *argv, timeout=120)
         cluster.kubectl(self.cfg.cluster_name, "wait", "--for", "condition=Established", "crd",
-                        "scaledobjects.keda.sh", "cloudeventsources.eventing.keda.sh", "--timeout=60s", timeout=70)  # fmt: skip
+                        "scaledobjects.keda.sh", "cloudeventsources.eventing.keda.sh", "httpscaledobjects.http.keda.sh",
+                        "--timeout=60s", timeout=70)  # fmt: skip
 
     def _uninstall(self, rel: release.Release) -> None:
         with contextlib.suppress(LlmopsError):

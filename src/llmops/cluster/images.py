@@ -54,6 +54,8 @@ SOURCE_DATE_EPOCH = 1700000000
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 USER = "10001:10001"
+# The KEDA HTTP add-on image (interceptor + scaler), imported by llmops.autoscale.stack.
+HTTP_ADD_ON_IMAGE = "keda-http-add-on"
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,14 @@ def recipes() -> dict[str, Recipe]:
                pip=_locust_requirements(), entrypoint=("locust",),
                env=(("HOME", "/tmp"), ("PYTHONDONTWRITEBYTECODE", "1"),
                     ("PATH", "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"))),
+        # KEDA's HTTP add-on (interceptor + external scaler), both binaries in
+        # one image; each pod picks its binary with `command:`, hence no
+        # entrypoint. Only the autoscaling stack runs it (its tool is in the
+        # e2e set alone): on demand, imported by AutoscaleStack, not at `cluster up`.
+        Recipe(HTTP_ADD_ON_IMAGE, _tool_version("keda-http-add-on"), "scratch",
+               files={"/keda-http-interceptor": "tool:keda-http-interceptor",
+                      "/keda-http-scaler": "tool:keda-http-scaler"},
+               on_demand=True),
     ]
     return {r.name: r for r in table}
 

@@ -154,3 +154,16 @@ def test_an_edit_to_a_go_tools_own_source_makes_it_stale(isolated_cache: Path, m
 def test_real_node_apt_tools_are_pinned_to_exact_debian_versions(name: str) -> None:
     spec = tools.load_specs()[name]
     assert spec.kind == "apt" and spec.get("package") and any(ch.isdigit() for ch in spec.version)
+
+
+def test_verify_exit_accepts_the_known_failure_and_refuses_a_clean_exit(isolated_cache: Path) -> None:
+    """The HTTP add-on's binaries cannot start without their environment: the pinned panic proves them."""
+    spec = tools.load_specs()["keda-http-add-on"]
+    assert spec.get("verify_exit") == 2
+    _fake_tool(isolated_cache, spec.install_as, f"panic: required key KEDA_HTTP_SCALER_TARGET_ADMIN_NAMESPACE missing value\n"
+               f"/m/github.com/kedacore/{spec.expect}:43 +0x4c", exit_code=2)
+    status = tools.verify(spec)
+    assert status.ok, status.detail
+    _fake_tool(isolated_cache, spec.install_as, spec.expect, exit_code=0)
+    status = tools.verify(spec)
+    assert not status.ok and "exited 0 (expected 2)" in status.detail

@@ -51,3 +51,31 @@ def test_every_area_port_derives_from_the_base() -> None:
     keda = sorted(vars(ports.keda).values())
     used = [*ports.gateways, ports.prometheus, *keda, *ports.unit_prometheus]
     assert len(set(used)) == len(used) and min(used) == 18400 and max(used) < 18500
+
+
+def test_keda_crds_step_applies_and_waits_for_the_http_add_ons_httpscaledobject_crd(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmops import cluster
+    from llmops.autoscale import keda
+    from llmops.autoscale.stack import AutoscaleStack, StackConfig
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(cluster, "kubectl", lambda name, *argv, **_kw: calls.append(argv) or "")
+    monkeypatch.setattr(keda, "crd_documents", lambda: [tmp_path / "keda.sh_scaledobjects.yaml"])
+    AutoscaleStack(StackConfig([], {}, tmp_path))._apply_keda_crds()
+    applied, waited = calls
+    files = [applied[i + 1] for i, a in enumerate(applied) if a == "-f"]
+    assert files[0].endswith("keda.sh_scaledobjects.yaml")
+    assert [f.rpartition("/")[2] for f in files[1:]] == ["http.keda.sh_httpscaledobjects.yaml"]
+    assert "httpscaledobjects.http.keda.sh" in waited
+
+
+def test_the_stack_imports_the_http_add_on_image_the_node_does_not_get_at_cluster_up(tmp_path: Any) -> None:
+    from llmops import cluster
+    from llmops.autoscale.stack import StackConfig
+    from llmops.cluster import images
+
+    cfg = StackConfig([], {}, tmp_path)
+    assert images.HTTP_ADD_ON_IMAGE in cfg.images
+    assert not set(cfg.images) & set(cluster.NODE_IMAGES), "cluster up imports those already"

@@ -74,6 +74,32 @@ def test_on_demand_images_are_built_only_when_named(monkeypatch: pytest.MonkeyPa
     assert built == ["vllm-cpu"]
 
 
+
+def test_http_add_on_image_holds_the_interceptor_and_scaler_of_the_pinned_add_on_tool() -> None:
+    from llmops import tools
+
+    recipe = images.recipes()[images.HTTP_ADD_ON_IMAGE]
+    spec = tools.load_specs()["keda-http-add-on"]
+    assert recipe.files == {"/keda-http-interceptor": "tool:keda-http-interceptor", "/keda-http-scaler": "tool:keda-http-scaler"}
+    # `tool:NAME` is an install name: each must be a binary that tool's build links into the cache's bin.
+    packages = spec.get("packages")
+    assert packages["keda-http-interceptor"].endswith("/interceptor") and packages["keda-http-scaler"].endswith("/scaler")
+    assert recipe.base == "scratch" and recipe.ref == f"localhost/llmops/keda-http-add-on:{spec.version}"
+
+
+def test_http_add_on_image_is_on_demand_and_out_of_cluster_up() -> None:
+    """Its tool is in the e2e set only: `cluster up` (demo) and `images build` without names must not need it."""
+    from llmops import cluster
+
+    assert images.recipes()[images.HTTP_ADD_ON_IMAGE].on_demand
+    assert images.HTTP_ADD_ON_IMAGE not in cluster.NODE_IMAGES
+
+
+def test_http_add_on_image_input_missing_names_the_tool_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(images.ToolError, match=r"llmops tools install keda-http-add-on` \(tool sets: e2e\)"):
+        images.build(images.recipes()[images.HTTP_ADD_ON_IMAGE])
+
 def test_vllm_cpu_image_copies_the_pinned_engine_venv_and_is_named_for_its_vllm_version() -> None:
     from llmops import tools
 

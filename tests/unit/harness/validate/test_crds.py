@@ -121,3 +121,34 @@ def yaml_scaled_object() -> str:
     import yaml
 
     return yaml.safe_dump(_scaled_object())
+
+
+def _http_scaled_object(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject", "metadata": {"name": "chat"},
+            "spec": spec}  # fmt: skip
+
+
+def test_http_add_on_pin_serves_http_scaled_object_from_the_same_version_as_the_add_on_tool() -> None:
+    from llmops import tools
+
+    (pin,) = [p for p in crds.load_pins() if p.name == "keda-http-add-on"]
+    tool = tools.load_specs()["keda-http-add-on"]
+    assert (pin.module, pin.version) == (tool.get("module"), tool.version)
+    assert "http.keda.sh" in crds.target_groups()
+    assert crds.kinds_by_group()["http.keda.sh"] == ["HTTPScaledObject"]
+
+
+def test_http_scaled_object_with_a_target_service_and_port_has_no_findings() -> None:
+    obj = _http_scaled_object(hosts=["chat.example"], scaleTargetRef={"name": "chat", "service": "chat", "port": 8000},
+                              replicas={"min": 0, "max": 4}, scalingMetric={"concurrency": {"targetValue": 4}})
+    assert crds.validate_custom_resources([obj]) == []
+
+
+def test_http_scaled_object_without_scale_target_ref_is_a_finding() -> None:
+    (finding,) = crds.validate_custom_resources([_http_scaled_object(hosts=["chat.example"])])
+    assert finding.path == "spec" and "scaleTargetRef" in finding.message
+
+
+def test_http_scaled_object_target_without_a_service_is_a_finding_at_its_path() -> None:
+    (finding,) = crds.validate_custom_resources([_http_scaled_object(scaleTargetRef={"name": "chat", "port": 8000})])
+    assert finding.path == "spec.scaleTargetRef" and "service" in finding.message
