@@ -88,7 +88,7 @@ def overrides(max_replicas: int, max_num_seqs: int) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for v in VARIANTS:
         tuning, start = v.split("-")
-        o = scenarios.scale_to_zero(NAMESPACE, v, **common, **zero) if start == "zero" else {**common, "minReplicas": 1}
+        o = scenarios.scale_to_zero_behind_gateway(NAMESPACE, v, **common, **zero) if start == "zero" else {**common, "minReplicas": 1}
         if tuning == "demand":
             target = round(max_num_seqs / SERVICE_S, 2)  # arrivals/s one replica keeps up with
             o["triggers"] = {"demand": {"enabled": True, "query": demand_query(NAMESPACE, v), "targetPerReplica": target}}

@@ -10,8 +10,11 @@ discovery, pod IPs over the node's veth), the KEDA operator and metrics
 adapter built from the pinned module. A replica KEDA adds is a real pod, so
 it adds real capacity, and the router discovers it by label.
 
-Only scale from zero goes through a home-made holding gateway: the router
-cannot hold requests for a model with no pod (issue #14; see that test).
+Scale from zero goes through what the chart ships for it: the router sends
+the idle model's requests to the KEDA HTTP add-on's interceptor (a pod built
+from the pinned module), which holds them until a replica is Ready, and KEDA
+activates on the requests it holds, read through the add-on's external
+scaler.
 
 Tuning: the chart's defaults (5 s scrape, 2 s polling, one-step scale-up),
 except a short scale-in (20 s stabilization, -100 % per 15 s) so the module
@@ -61,12 +64,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AutoscaleStack]:
         BURST: {"minReplicas": 1, "maxReplicas": MAX_REPLICAS,
                 "fallback": {"enabled": True, "failureThreshold": 3, "replicas": FALLBACK_REPLICAS},
                 "behavior": {"scaleDown": FAST_SCALE_IN}},
-        IDLE: scenarios.scale_to_zero(NAMESPACE, IDLE, maxReplicas=IDLE_MAX_REPLICAS, cooldownPeriod=20,
+        IDLE: scenarios.scale_to_zero(hold_timeout="3m", maxReplicas=IDLE_MAX_REPLICAS, cooldownPeriod=20,
                                       initialCooldownPeriod=0, behavior={"scaleDown": FAST_SCALE_IN}),
     }  # fmt: skip
     values = scenarios.umbrella_values(NAMESPACE, models, overrides, prometheus_url=f"http://127.0.0.1:{PROMETHEUS_PORT}")
-    # One fake GPU per engine pod at every model's maximum; IDLE starts at zero behind the holding gateway.
-    cfg = StackConfig(models, values, tmp_path_factory.mktemp("autoscale"), namespace=NAMESPACE, gateway_models=[IDLE],
+    # One fake GPU per engine pod at every model's maximum; IDLE idles at zero behind the add-on's interceptor.
+    cfg = StackConfig(models, values, tmp_path_factory.mktemp("autoscale"), namespace=NAMESPACE,
                       node_gpus=MAX_REPLICAS + IDLE_MAX_REPLICAS, node_gpu_product=scenarios.GPU_PRODUCT)
     with AutoscaleStack(cfg, progress=lambda m: print(f"[autoscale] {m}", flush=True)) as st:
         REPORT_DIR.mkdir(parents=True, exist_ok=True)
@@ -150,38 +153,39 @@ def test_fallback_replicas_hold_while_prometheus_is_down(stack: AutoscaleStack) 
                    lambda: _condition(stack.scaled_object(BURST), "Fallback") == "False")  # fmt: skip
 
 
-def test_scale_from_zero_activates_on_gateway_traffic_and_returns_to_zero(stack: AutoscaleStack) -> None:
-    """Requests held at zero replicas, one pod started by KEDA, the held requests served, back to zero.
+def test_scale_from_zero_holds_requests_at_the_add_on_until_a_pod_is_ready_then_returns_to_zero(stack: AutoscaleStack) -> None:
+    """Requests for a model at zero replicas are held, not failed, by exactly what the chart ships.
 
-    The holding part is a stand-in: ``llmops.autoscale.gateway`` holds IDLE's
-    requests while no pod is Ready and exports the in-flight series KEDA
-    activates on, because the product has no component that does this yet
-    (issue #14). The chart's vLLM Router 0.1.17 answers a model with no
-    worker at once (404 in its multi-model mode, 503 "No available workers"
-    otherwise, after its retries) and exports no per-model series that
-    exists at zero pods. What is real: KEDA's activation on the series, the
-    pod it starts on the real node, and that pod serving the held requests
-    (the gateway forwards to its IP, read from the API server).
+    Locust -> the chart's router Service -> the idle model's hold worker (the
+    KEDA HTTP add-on's interceptor, registered by the router pod's registrar)
+    -> held while no replica is Ready; KEDA activates the model on the held
+    count (external-push trigger, the add-on's scaler); the new pod turns
+    Ready, the interceptor forwards the held requests to it, and the router
+    discovers the pod. Then back to zero after the cooldown.
     """
-    gateway = stack.gateways[IDLE]
-    stack.wait_for("idle scaled to zero (no traffic) and gone from the gateway", TO_ZERO_S,
-                   lambda: stack.deployment(IDLE) == (0, 0) and gateway.backends == [])
+    stack.wait_for("idle scaled to zero (no traffic)", TO_ZERO_S, lambda: stack.deployment(IDLE) == (0, 0))
+    stack.wait_for("no idle engine pod left in the router", 30, lambda: stack.serving(IDLE) == 0)
+    hold = {w["url"]: w for w in stack.router_workers()}.get(stack.hold_url(IDLE))
+    assert hold and hold["model_id"] == "idle-llm" and hold["is_healthy"], stack.router_workers()
     rec = Recorder(stack, IDLE).start()
-    load = scenarios.LoadRun({"idle-llm": [stack.url(IDLE)]}, {"shape": "concurrency", "users": 2,
-                             "duration": "25s"}, REPORT_DIR / "from-zero" / "locust", profile="default").start()  # fmt: skip
+    load = scenarios.LoadRun({"idle-llm": [stack.router_url]}, {"shape": "concurrency", "users": 2, "duration": "25s"},
+                             REPORT_DIR / "from-zero" / "locust", profile="default").start()  # fmt: skip
     started = rec.now()
     try:
         stack.wait_for("idle activated from zero", ACTIVATION_S, lambda: _desired(stack, IDLE) >= 1)
         activated = rec.now() - started
+        stack.wait_for("idle's first replica Ready", ACTIVATION_S, lambda: stack.deployment(IDLE)[1] >= 1)
+        first_ready = rec.now() - started
         outcome = load.join(120)
         stack.wait_for("idle back to zero after the cooldown", TO_ZERO_S, lambda: _desired(stack, IDLE) == 0)
     finally:
         samples = rec.stop()
     (REPORT_DIR / "from-zero").mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "from-zero" / "figures.json").write_text(json.dumps({"activation_s": activated}, indent=2))
-    # held at the gateway while no replica existed, then served by the new pod: nothing failed
+    held_at_zero = [s for s in samples if s.ready == 0 and s.held >= 1]
+    (REPORT_DIR / "from-zero" / "figures.json").write_text(json.dumps(
+        {"activation_s": activated, "first_ready_s": first_ready, "held_peak": max(s.held for s in samples)}, indent=2))
+    # nothing failed: the requests that arrived at zero replicas waited and were answered
     assert outcome.summary["failed"] == 0, outcome.summary["errors_by_status"]
     assert outcome.summary["completed"] > 0
-    assert max(s.gateway_pending for s in samples) >= 1, "no request was ever held at zero replicas"
-    assert max(s.ready for s in samples) >= 1
-    assert max(s.serving for s in samples) >= 1, "the gateway never forwarded to a pod"
+    assert held_at_zero, "no request was ever held by the interceptor while zero replicas were Ready"
+    assert max(s.serving for s in samples) >= 1, "the router never discovered the new pod"

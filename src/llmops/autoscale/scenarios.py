@@ -91,11 +91,16 @@ def local_settings() -> dict[str, dict[str, Any]]:
             "modelCache": dict(local["modelCache"])}  # fmt: skip
 
 
-def scale_to_zero(namespace: str, model: str, **extra: Any) -> dict[str, Any]:
-    """Overrides for a model that idles at zero and wakes on its holding gateway's traffic (StackConfig.gateway_models)."""
+def scale_to_zero(hold_timeout: str = "5m", **extra: Any) -> dict[str, Any]:
+    """Overrides for a model that idles at zero behind the chart's holding path (the KEDA HTTP add-on, the default holder)."""
+    return {"minReplicas": 0, "scaleToZero": {"holder": "httpAddOn", "holdTimeout": hold_timeout}, **extra}
+
+
+def scale_to_zero_behind_gateway(namespace: str, model: str, **extra: Any) -> dict[str, Any]:
+    """Overrides for a model that idles at zero and wakes on a home-made holding gateway's traffic (StackConfig.gateway_models; benchmarks only)."""
     return {
         "minReplicas": 0,
-        "scaleToZero": {"activationQuery": activation_query(namespace, model), "activationThreshold": 0},
+        "scaleToZero": {"holder": "none", "activationQuery": activation_query(namespace, model), "activationThreshold": 0},
         **extra,
     }
 

@@ -14,9 +14,14 @@
    KEDA adds is real capacity);
 3. the chart's router reached from the host through its Service (kube-proxy
    on the node), the front door for load;
-4. for models that scale from zero, a holding
-   :class:`~llmops.autoscale.gateway.Gateway` on loopback in front of their
-   Ready pods (the router cannot hold requests; issue #14);
+4. for models that scale from zero, the chart's own holding path: the
+   router sends their requests to the KEDA HTTP add-on's interceptor (a pod
+   on the node, image built from the pinned module), which holds them until
+   a replica is Ready, and KEDA activates the model on the requests it holds
+   through the add-on's external scaler (dialed at a fixed ClusterIP: KEDA
+   runs on the host and cannot resolve cluster DNS). Benchmarks may still
+   put a home-made :class:`~llmops.autoscale.gateway.Gateway` in front of a
+   model (``gateway_models``) for its arrival counter;
 5. Prometheus scraping the engine pods through the chart's ServiceMonitor
    (their endpoints read from the API server into ``file_sd``, relabelled as
    the operator would; pod IPs are reached through the node's veth) and the
@@ -113,6 +118,10 @@ KEDA_PORTS = PORTS.keda
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
 LOCK_TIMEOUT_S = 1800.0
 ROUTER_READY_TIMEOUT_S = 120.0
+# The add-on's external scaler gets this host number in the node's Service range (the static band, never
+# handed out by the allocator), so the host's KEDA operator can dial it.
+SCALER_HOST = 250
+HOLD_MARK = "llmops.io/hold-worker"  # charts/router/files/hold_registrar.py labels the workers it adds
 GATEWAY_METRIC = "llmops_gateway_requests_in_flight"
 GATEWAY_REQUESTS = "llmops_gateway_requests_total"
 
@@ -277,10 +286,13 @@ class AutoscaleStack:
         self._timed("keda-crds", self._apply_keda_crds)
         # Images `cluster up` does not import (NODE_IMAGES), before any pod of the release needs them.
         self._timed("images", lambda: cluster.load_images(cfg.cluster_name, list(cfg.images), self.say))
+        values = dict(cfg.values)
+        if self.held_models():
+            values = self._scaler_reachable_from_host(values)
         # The namespace pins every pod of the release to the real node (llmops.cluster.node).
         rel = release.Release(cfg.release, cfg.namespace, cfg.helm_bin, cfg.cluster_name, real_node=True)
         values_file = cfg.workdir / "values.yaml"
-        values_file.write_text(yaml.safe_dump(dict(cfg.values), sort_keys=False))
+        values_file.write_text(yaml.safe_dump(values, sort_keys=False))
         self._timed("helm-install", lambda: rel.install(cfg.chart, [values_file], timeout="3m"))
         self._stack.callback(self._uninstall, rel)
         self.release = rel
@@ -314,6 +326,33 @@ class AutoscaleStack:
         self.keda = keda.KedaStack(cluster.kubeconfig_path(cfg.cluster_name), cfg.workdir / "keda", KEDA_PORTS)
         self._timed("keda", lambda: self.keda.start(self.api) if self.keda else None)
         self._stack.callback(self._stop_keda)
+
+    def held_models(self) -> list[str]:
+        """Models whose requests the KEDA HTTP add-on holds at zero replicas (minReplicas 0, holder httpAddOn)."""
+        auto = self.cfg.values.get("autoscaling") or {}
+        defaults = auto.get("defaults") or {}
+        held = []
+        for name, over in (auto.get("models") or {}).items():
+            minimum = over.get("minReplicas", defaults.get("minReplicas", 1))
+            holder = (over.get("scaleToZero") or {}).get("holder", (defaults.get("scaleToZero") or {}).get("holder", "httpAddOn"))
+            if minimum == 0 and holder == "httpAddOn":
+                held.append(name)
+        return held
+
+    def _scaler_reachable_from_host(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The add-on's scaler Service at a fixed ClusterIP, and KEDA's scalerAddress at that IP."""
+        import ipaddress
+
+        spec = node.NodeSpec.load(cluster.cluster_dir(self.cfg.cluster_name) / "node")
+        if spec is None:
+            raise LlmopsError(f"cluster {self.cfg.cluster_name} has no real node; the HTTP add-on's pods need one")
+        ip = str(ipaddress.ip_network(spec.service_cidr)[SCALER_HOST])
+        auto = dict(values.get("autoscaling") or {})
+        add_on = dict(auto.get("httpAddOn") or {})
+        add_on["scaler"] = {**(add_on.get("scaler") or {}), "clusterIP": ip}
+        add_on["scalerAddress"] = f"{ip}:9090"
+        auto["httpAddOn"] = add_on
+        return {**values, "autoscaling": auto}
 
     def _check_real_node(self) -> None:
         """The engines run on the real node: it must be up with room for every pod at its maximum."""
@@ -383,9 +422,14 @@ class AutoscaleStack:
         self.router_url = f"http://{svc.spec.cluster_ip}:{ports['http']}"
         self.router_metrics_url = f"http://{svc.spec.cluster_ip}:{ports['metrics']}/metrics"
 
+        held = {self.hold_url(m) for m in self.held_models()}
+
         def registered() -> bool:
             ready = sum(self.deployment(m)[1] for m in self.targets)
-            return len([w for w in self.router_workers() if w.get("is_healthy")]) >= ready
+            workers = self.router_workers()
+            healthy = {w["url"] for w in workers if w.get("is_healthy")}
+            # engine pods from the router's discovery, hold workers from its registrar (healthy through the add-on)
+            return len([w for w in workers if w.get("is_healthy") and w["url"] not in held]) >= ready and held <= healthy
 
         poll.until(f"the router {name} to register every Ready engine pod", registered, timeout=ROUTER_READY_TIMEOUT_S,
                    interval=0.5, retry_on=(OSError, ValueError), describe=lambda: str(self.router_workers_or_error()))
@@ -399,6 +443,19 @@ class AutoscaleStack:
             return self.router_workers()
         except (OSError, ValueError, KeyError) as exc:
             return f"GET {self.router_url}/workers failed: {exc}"
+
+    def hold_url(self, model: str) -> str:
+        """The router's hold worker of MODEL: the interceptor under the model's hold Service (charts/autoscaling)."""
+        return f"http://{self.cfg.release}-{model}-hold.{self.cfg.namespace}.svc:8080"
+
+    def held(self, model: str) -> int:
+        """Requests the add-on's interceptors hold or forward for MODEL now (their admin /queue counts)."""
+        assert self.api is not None
+        name = f"{self.cfg.release}-autoscaling-interceptor-admin"
+        svc = client.CoreV1Api(self.api).read_namespaced_service(name, self.cfg.namespace)
+        counts = _http_json(f"http://{svc.spec.cluster_ip}:9090/queue")
+        key = f"{self.cfg.namespace}/{self.targets[model].deployment}"
+        return int((counts.get(key) or {}).get("Concurrency", 0))
 
     def url(self, model: str) -> str:
         """Where load for MODEL goes: its holding gateway, else the chart's router."""
@@ -467,7 +524,8 @@ class AutoscaleStack:
         if model in self.gateways:
             return len(self.gateways[model].backends)
         served = self.targets[model].served_name
-        return len([w for w in self.router_workers() if w.get("model_id") == served and w.get("is_healthy")])
+        return len([w for w in self.router_workers() if w.get("model_id") == served and w.get("is_healthy")
+                    and (w.get("metadata") or {}).get(HOLD_MARK) != "true"])
 
     def hpa(self, model: str) -> dict[str, Any] | None:
         assert self.api is not None
@@ -548,6 +606,7 @@ class Sample:
     hpa_desired: int | None
     ready: int
     serving: int  # pods the model's front door sends to (the router's healthy workers, or the gateway's backends)
+    held: int = 0  # requests the HTTP add-on's interceptor holds or forwards for the model
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -596,12 +655,15 @@ class Recorder:
         desired, ready = st.deployment(m)
         hpa = st.hpa(m)
         gw = st.gateways[m].snapshot() if m in st.gateways else {"in_flight": 0, "pending": 0}
-        serving = 0  # the router busy for a moment must not cost the whole sample
+        serving = held = 0  # the router or the interceptor busy for a moment must not cost the whole sample
         with contextlib.suppress(OSError, ValueError, KeyError):
             serving = st.serving(m)
+        if m in st.held_models():
+            with contextlib.suppress(OSError, ValueError, KeyError, ApiException):
+                held = st.held(m)
         hpa_desired = (hpa or {}).get("status", {}).get("desiredReplicas") if hpa else None
         return Sample(round(self.now(), 2), m, queue, running, gw["in_flight"], gw["pending"], desired,
-                      hpa_desired, ready, serving)  # fmt: skip
+                      hpa_desired, ready, serving, held)  # fmt: skip
 
 
 def write_samples(path: Path, samples: Sequence[Sample]) -> Path:

@@ -15,7 +15,7 @@ from llmops.validate import render
 def test_umbrella_values_render_gpu_engines_from_the_locally_built_image_and_fit_six_fake_gpus(tmp_path: Path) -> None:
     models = [ModelSpec("burst", "burst-llm"), ModelSpec("idle", "idle-llm")]
     overrides = {"burst": {"minReplicas": 1, "maxReplicas": 4},
-                 "idle": scenarios.scale_to_zero("ns", "idle", maxReplicas=2)}  # fmt: skip
+                 "idle": scenarios.scale_to_zero(maxReplicas=2)}  # fmt: skip
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(scenarios.umbrella_values("ns", models, overrides, prometheus_url="http://127.0.0.1:1")))
     docs = [m.obj for m in render.render("llmops-stack", [values], release="as", namespace="ns")]

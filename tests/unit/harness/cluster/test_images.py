@@ -161,3 +161,13 @@ def test_ci_values_of_charts_that_run_pods_use_only_images_built_here(chart: str
     for values in sorted((render.chart_path(chart) / "ci").glob("*-values.yaml")):
         used = {i["image"] for i in rendered_images(render.render(chart, [values], helm="helm3"))}
         assert used <= built, f"{chart}/ci/{values.name} runs {sorted(used - built)}, which no recipe builds"
+
+
+def test_autoscaling_chart_runs_the_add_on_image_this_harness_builds() -> None:
+    """The chart's default httpAddOn.image is the locally built image's reference (a bump moves both)."""
+    import yaml
+
+    from llmops import paths
+
+    image = yaml.safe_load((paths.CHARTS_DIR / "autoscaling" / "values.yaml").read_text())["httpAddOn"]["image"]
+    assert f"{image['registry']}/{image['repository']}:{image['tag']}" == images.ref(images.HTTP_ADD_ON_IMAGE)
