@@ -385,18 +385,30 @@ class EndpointManager:
                 self._register(sim)
                 return sim
             try:
-                sim.wait_ready(timeout)
-            except LlmopsError as exc:
-                sim.stop()
-                last_error = exc
-                if "address already in use" in sim.log_tail().lower():
-                    continue
+                lost = self._lost_port(sim, timeout)
+            except LlmopsError:
                 del self._sims[(group, index)]
                 raise
+            if lost:
+                last_error = LlmopsError(f"simulator {group}[{index}] lost port {port} to another process")
+                continue
             self._register(sim)
             return sim
         del self._sims[(group, index)]
         raise last_error or LlmopsError("could not start the simulator")
+
+    @staticmethod
+    def _lost_port(sim: Simulator, timeout: float) -> bool:
+        """Wait until SIM answers; True when it lost its port to another process between the free check and
+        its bind (it is stopped: start it again on another port). Any other failure raises."""
+        try:
+            sim.wait_ready(timeout)
+            return False
+        except LlmopsError:
+            sim.stop()
+            if "address already in use" in sim.log_tail().lower():
+                return True
+            raise
 
     def _stop(self, sim: Simulator) -> None:
         sim.stop()
@@ -439,13 +451,12 @@ class EndpointManager:
         ]
         for sim in started:  # they boot in parallel
             try:
-                sim.wait_ready(timeout)
+                lost = self._lost_port(sim, timeout)
             except LlmopsError:
                 self.stop(sim)
-                if "address already in use" not in sim.log_tail().lower():
-                    raise
-                # another process took the port between the free check and the bind: start it again
-                # on another port, waiting this time (the retry of _start)
+                raise
+            if lost:  # again on another port, waiting this time (_start retries a lost port)
+                self.stop(sim)
                 self.start(config, group=group, index=sim.index, labels=labels, timeout=timeout)
         return self.simulators(group)
 
