@@ -645,7 +645,17 @@ def up(
             _start_real_node(name, spec, _node_images(say), say)
             _wait_real_node(name, spec, say)
     else:
-        if cluster_dir(name).exists() or node.netns_exists(f"{name}-node"):
+        netns = f"{name}-node"
+        busy = node.netns_pids(netns) if not cluster_dir(name).exists() else []
+        if busy:
+            # Not ours: this cache has no cluster NAME, yet a node runs in that namespace (another
+            # checkout's LLMOPS_CACHE, or a run whose folder was deleted). Tearing it down would stop it.
+            raise LlmopsError(
+                f"network namespace {netns} is in use by {len(busy)} running process(es) (e.g. pid {busy[0]}), but "
+                f"this cache ({paths.cache_root()}) has no cluster {name}: another checkout's cluster of that name "
+                f"runs there. Use another name and port block (--name, --port-base; $LLMOPS_CLUSTER, "
+                f"$LLMOPS_CLUSTER_PORT_BASE), or stop it with `llmops cluster down --name {name}` from its own cache")
+        if cluster_dir(name).exists() or node.netns_exists(netns):
             say(f"removing the leftovers of a stopped cluster {name}")
             down(name)
         spec = node.NodeSpec.for_cluster(name, port_base, cluster_dir(name), block=port_block(port_base),

@@ -222,6 +222,13 @@ def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
+def netns_pids(name: str) -> list[int]:
+    """Processes running in network namespace NAME (none when it does not exist)."""
+    if not netns_exists(name):
+        return []
+    return [int(p) for p in _sh(["ip", "netns", "pids", name], check=False).split() if p.isdigit()]
+
+
 # ---------------------------------------------------------------------------
 # Preflight: one clear error per missing piece, before anything is created
 # ---------------------------------------------------------------------------
