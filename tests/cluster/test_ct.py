@@ -40,8 +40,9 @@ def test_ct_install_installs_and_tests_every_chart_on_the_real_node(local_cluste
     """ct's namespace is pinned to the real node: every pod runs, each chart's helm test runs its script."""
     cluster.require_real_pods(local_cluster.name, "ct install runs every chart's helm test, which needs a real node "
                                                   "(`llmops cluster up --real-nodes 1`)")
-    # The ci values run the images built here; locust is not one `cluster up` imports.
-    cluster.load_images(local_cluster.name, ["locust"], print)
+    # The ci values run the images built here; `cluster up` imports neither locust (charts/loadtest)
+    # nor the KEDA HTTP add-on (charts/autoscaling/ci/04: a model held at zero replicas).
+    cluster.load_images(local_cluster.name, ["locust", "keda-http-add-on"], print)
     release.ensure_namespace(CT_NAMESPACE, cluster_name=local_cluster.name, real_node=True)
     try:
         cluster.kubectl(local_cluster.name, "apply", "-n", CT_NAMESPACE, "-f", "-", input_text=json.dumps(CT_PREPARED))

@@ -88,7 +88,7 @@ def test_http_add_on_image_holds_the_interceptor_and_scaler_of_the_pinned_add_on
 
 
 def test_http_add_on_image_is_on_demand_and_out_of_cluster_up() -> None:
-    """Its tool is in the e2e set only: `cluster up` (demo) and `images build` without names must not need it."""
+    """Its tool is in the cluster and e2e sets only: `cluster up` (demo) and `images build` without names must not need it."""
     from llmops import cluster
 
     assert images.recipes()[images.HTTP_ADD_ON_IMAGE].on_demand
@@ -97,7 +97,7 @@ def test_http_add_on_image_is_on_demand_and_out_of_cluster_up() -> None:
 
 def test_http_add_on_image_input_missing_names_the_tool_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(images.ToolError, match=r"llmops tools install keda-http-add-on` \(tool sets: e2e\)"):
+    with pytest.raises(images.ToolError, match=r"llmops tools install keda-http-add-on` \(tool sets: cluster, e2e\)"):
         images.build(images.recipes()[images.HTTP_ADD_ON_IMAGE])
 
 def test_vllm_cpu_image_copies_the_pinned_engine_venv_and_is_named_for_its_vllm_version() -> None:
