@@ -12,8 +12,11 @@ URLs need not answer for this (nothing is routed). Ports 18306-18307.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +85,31 @@ def test_missing_file_registers_nothing_and_an_unreachable_router_fails_the_roun
     router.stop()
     done = _run_once(router, tmp_path / "absent.json")
     assert done.returncode == 1 and "hold registrar:" in done.stdout
+
+
+def test_stops_on_sigterm_as_pid_1_of_its_container(tmp_path: Path) -> None:
+    """In its container the registrar is PID 1, and the kernel drops SIGTERM for a PID 1 without a
+    handler: the router pod then waited its whole grace period for SIGKILL on every rollout and
+    uninstall. Run as PID 1 of a new PID namespace (as the container runtime does), it stops at once."""
+    env = {"ROUTER_URL": "http://127.0.0.1:9", "WORKERS_FILE": str(tmp_path / "absent.json"),
+           "INTERVAL_SECONDS": "1", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, str(SCRIPT)], env=env)
+    try:
+        inner = None
+        deadline = time.monotonic() + 10
+        while inner is None and time.monotonic() < deadline:
+            kids = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
+            inner = int(kids[0]) if kids else None
+            time.sleep(0.1)
+        assert inner is not None, "the registrar did not start under unshare"
+        ns_pid = [ln for ln in Path(f"/proc/{inner}/status").read_text().splitlines() if ln.startswith("NSpid:")][0]
+        assert ns_pid.split()[-1] == "1", f"not PID 1 of its namespace: {ns_pid}"
+        time.sleep(1.5)  # a round or two, as in the pod
+        started = time.monotonic()
+        os.kill(inner, signal.SIGTERM)
+        outer.wait(timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        if outer.poll() is None:
+            outer.kill()
+            outer.wait(5)
