@@ -1,6 +1,7 @@
-"""The upgrade path: every recorded release, installed from the OCI registry, upgraded to HEAD, rolled back.
+"""The upgrade path: every recorded release line, installed from the OCI registry, upgraded to HEAD, rolled back.
 
-For each release in releases.yaml and each environment file that existed at
+For the newest patch of each major.minor in releases.yaml (a patch release
+supersedes the earlier ones of its line) and each environment file that existed at
 its commit (taken from that commit, never from today's tree): install the
 released umbrella from ``oci://127.0.0.1:PORT/charts`` with ``--verify``,
 upgrade to the working tree's umbrella with the same values (Helm 3 and
@@ -84,9 +85,24 @@ def _envs_at(commit: str) -> list[str]:
     return sorted(n.removesuffix(".yaml") for n in names if n.endswith(".yaml"))
 
 
+
+
+def _newest_patch_of_each_minor(records: list[record.ReleaseRecord]) -> list[record.ReleaseRecord]:
+    """A patch release supersedes the earlier patches of its line (users upgrade from the newest), so
+    the matrix covers one release per major.minor and grows by one line per minor release."""
+    newest: dict[tuple[int, int], record.ReleaseRecord] = {}
+    for rec in records:
+        v = semver.Version.parse(rec.version)
+        key = (v.major, v.minor)
+        if key not in newest or semver.Version.parse(newest[key].version) < v:
+            newest[key] = rec
+    return [newest[k] for k in sorted(newest)]
+
+
 # A release whose charts are HEAD's (the one just cut) has no upgrade to HEAD yet: it joins the
 # matrix with the first chart change after it.
-CASES = [(rec.version, env) for rec in RECORDS if record.changed_charts(rec.commit) for env in _envs_at(rec.commit)]
+CASES = [(rec.version, env) for rec in _newest_patch_of_each_minor(RECORDS) if record.changed_charts(rec.commit)
+         for env in _envs_at(rec.commit)]
 
 
 def _claims(info: cluster.ClusterInfo, namespace: str) -> dict[str, str]:
