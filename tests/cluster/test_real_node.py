@@ -78,10 +78,12 @@ def test_local_environment_runs_for_real_helm_test_passes_and_the_service_routes
     pods = _pods(local_cluster, real_namespace)
     assert pods and {p["spec"]["nodeName"] for p in pods} == {node_name}
     for p in pods:
-        (status,) = p["status"]["containerStatuses"]
-        assert status["ready"] and status["started"] and "running" in status["state"], status
-        # The kubelet's answer, not kwok's: a container id from containerd.
-        assert status["containerID"].startswith("containerd://")
+        statuses = p["status"]["containerStatuses"]  # the router pod also runs its hold registrar
+        assert statuses, p["metadata"]["name"]
+        for status in statuses:
+            assert status["ready"] and status["started"] and "running" in status["state"], status
+            # The kubelet's answer, not kwok's: a container id from containerd.
+            assert status["containerID"].startswith("containerd://")
 
     out = rel.test(timeout="2m", logs=True)
     assert "Phase:          Succeeded" in out, out
